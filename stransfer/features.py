@@ -1,0 +1,258 @@
+"""Feature extraction and the traced loss-and-gradient function.
+
+``FeatureExtractor`` owns one built backbone (weights loaded, precision fixed). It hands out
+sub-models that stop at the deepest layer in use, and ``Objective`` objects that evaluate the
+total loss and its gradient with respect to the image in one traced TensorFlow function.
+
+The objective is traced once per image shape: targets, per-layer weights and the
+alpha/beta/TV weights are fed as tensors, so changing any of them (or starting a new run at the
+same size) reuses the traced graph.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import losses
+from .backbones import Backbone, get_backbone
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def cpu_has_bf16() -> bool:
+    """True where the CPU has native bf16 matrix support (AMX or AVX512-BF16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as cpuinfo:
+            flags = cpuinfo.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    """Turn ``auto`` into ``bfloat16`` (GPU, or CPU with AMX/AVX512-BF16) or ``float32``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if os.environ.get("STRANSFER_PRECISION") in ("float32", "bfloat16"):
+        return os.environ["STRANSFER_PRECISION"]
+    if tf.config.list_physical_devices("GPU") or cpu_has_bf16():
+        return "bfloat16"
+    return "float32"
+
+
+# Keras' dtype policy is global; building two models at once from two threads (two browser
+# sessions) must not see each other's policy.
+_BUILD_LOCK = threading.Lock()
+
+
+def build_network(backbone: Backbone, precision: str, weights: Path | None) -> keras.Model:
+    """Build ``backbone`` headless with ``weights`` (None: random) computing in ``precision``."""
+    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    with _BUILD_LOCK:
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            network = backbone.build()
+        finally:
+            keras.config.set_dtype_policy(previous)
+    if weights is not None:
+        network.load_weights(str(weights))
+    network.trainable = False
+    return network
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """Layers and their weights for one run: ``{layer: weight}`` for content and style."""
+
+    content: Mapping[str, float]
+    style: Mapping[str, float]
+
+    @property
+    def content_names(self) -> tuple[str, ...]:
+        return tuple(self.content)
+
+    @property
+    def style_names(self) -> tuple[str, ...]:
+        return tuple(self.style)
+
+
+class FeatureExtractor:
+    """One backbone with loaded weights at one precision, plus its cached objectives."""
+
+    def __init__(
+        self, model: str, precision: str = "auto", weights: Path | str | None = None
+    ) -> None:
+        """Build the network. ``weights`` is a Keras-loadable file, or None for random weights."""
+        self.backbone = get_backbone(model)
+        self.precision = resolve_precision(precision)
+        self.weights = Path(weights) if weights is not None else None
+        self.network = build_network(self.backbone, self.precision, self.weights)
+        self._objectives: dict[tuple[tuple[str, ...], tuple[str, ...]], Objective] = {}
+        self._lock = threading.Lock()
+
+    def outputs_for(self, layers: Sequence[str]) -> keras.Model:
+        """A model returning the given layers' activations, stopping at the deepest of them."""
+        self.backbone.check_layers(layers)
+        outputs = [
+            self.network.get_layer(self.backbone.keras_layer_name(self.network, name)).output
+            for name in layers
+        ]
+        return keras.Model(self.network.input, outputs)
+
+    def objective(self, content_layers: Sequence[str], style_layers: Sequence[str]) -> Objective:
+        """The cached objective for this layer set (built on first use)."""
+        key = (tuple(content_layers), tuple(style_layers))
+        with self._lock:
+            if key not in self._objectives:
+                self._objectives[key] = Objective(self, key[0], key[1])
+            return self._objectives[key]
+
+
+class Objective:
+    """Total loss and its image gradient for one extractor and one set of layers."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        content_layers: tuple[str, ...],
+        style_layers: tuple[str, ...],
+    ) -> None:
+        if not style_layers and not content_layers:
+            raise ValueError("choose at least one content or style layer")
+        self.extractor = extractor
+        self.content_layers = content_layers
+        self.style_layers = style_layers
+        # One model serves both: its outputs are content layers, then style layers.
+        self._model = extractor.outputs_for(content_layers + style_layers)
+        self._preprocess = extractor.backbone.preprocess
+        #: How often the step function was traced (tests assert it stays at one per shape).
+        self.traces = 0
+        self._features = tf.function(self._features_fn)
+        self._value_and_grad = tf.function(self._value_and_grad_fn)
+
+    # -- targets ---------------------------------------------------------------------------
+
+    def _features_fn(self, image: tf.Tensor) -> list[tf.Tensor]:
+        outputs = self._model(self._preprocess(image), training=False)
+        return [tf.cast(o, tf.float32) for o in tf.nest.flatten(outputs)]
+
+    def content_targets(self, image: np.ndarray) -> tuple[tf.Tensor, ...]:
+        """Features of the content image at the content layers (float32)."""
+        features = self._features(_batch(image))
+        return tuple(features[: len(self.content_layers)])
+
+    def style_grams(self, image: np.ndarray) -> tuple[tf.Tensor, ...]:
+        """Gram matrices of one style image at the style layers (float32)."""
+        features = self._features(_batch(image))
+        return tuple(losses.gram_matrix(f) for f in features[len(self.content_layers) :])
+
+    def blended_style_grams(
+        self, images: Sequence[np.ndarray], weights: Sequence[float]
+    ) -> tuple[tf.Tensor, ...]:
+        """Weighted mean of several style images' Grams (the target for a style blend)."""
+        total = float(sum(weights))
+        if total <= 0:
+            raise ValueError("style image weights must add up to more than zero")
+        blend: list[tf.Tensor] | None = None
+        for image, weight in zip(images, weights, strict=True):
+            if weight == 0:
+                continue
+            grams = self.style_grams(image)
+            scaled = [g * (weight / total) for g in grams]
+            blend = scaled if blend is None else [a + b for a, b in zip(blend, scaled, strict=True)]
+        assert blend is not None
+        return tuple(blend)
+
+    # -- the step function -----------------------------------------------------------------
+
+    def _value_and_grad_fn(
+        self,
+        image: tf.Tensor,
+        content_targets: tuple[tf.Tensor, ...],
+        style_targets: tuple[tf.Tensor, ...],
+        content_weights: tf.Tensor,
+        style_weights: tf.Tensor,
+        mix: tf.Tensor,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        self.traces += 1  # Python side effect: runs only while tracing.
+        n_content = len(self.content_layers)
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            outputs = tf.nest.flatten(self._model(self._preprocess(image), training=False))
+            content = tf.constant(0.0)
+            for i, target in enumerate(content_targets):
+                content += content_weights[i] * losses.content_loss(outputs[i], target)
+            style = tf.constant(0.0)
+            for i, target in enumerate(style_targets):
+                style += style_weights[i] * losses.style_loss(outputs[n_content + i], target)
+            tv = losses.total_variation(image)
+            total = mix[0] * content + mix[1] * style + mix[2] * tv
+        grad = tape.gradient(total, image)
+        parts = tf.stack([total, content, style, tv])
+        return parts, grad, tf.reduce_all(tf.math.is_finite(grad))
+
+    def value_and_grad(
+        self,
+        image: np.ndarray,
+        content_targets: tuple[tf.Tensor, ...],
+        style_targets: tuple[tf.Tensor, ...],
+        content_weights: np.ndarray,
+        style_weights: np.ndarray,
+        mix: np.ndarray,
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """Losses (``total``, ``content``, ``style``, ``tv``) and the gradient for ``image``.
+
+        ``image`` is float32 ``[H, W, 3]`` in 0..255. Content and style losses are the
+        layer-weighted sums of relative errors; ``mix`` is ``(alpha, beta, tv_weight)``.
+        """
+        parts, grad, _finite = self._value_and_grad(
+            _batch(image),
+            content_targets,
+            style_targets,
+            tf.constant(content_weights, tf.float32),
+            tf.constant(style_weights, tf.float32),
+            tf.constant(mix, tf.float32),
+        )
+        total, content, style, tv = (float(v) for v in parts.numpy())
+        return (
+            {"total": total, "content": content, "style": style, "tv": tv},
+            grad.numpy()[0],
+        )
+
+
+def _batch(image: np.ndarray) -> tf.Tensor:
+    return tf.convert_to_tensor(np.asarray(image, np.float32)[None])
+
+
+RANDOM_WEIGHTS = "random"
+
+
+@functools.lru_cache(maxsize=4)
+def load_extractor(
+    model: str, precision: str = "auto", weights: str | None = None, *, allow_download: bool = True
+) -> FeatureExtractor:
+    """Build (once per process and arguments) the extractor for ``model``.
+
+    ``weights`` is a file the user names, ``"random"`` for untrained weights (tests), or None
+    to resolve ImageNet weights (Keras cache, then the offline VGG19, then a download). Raises
+    ``stransfer.weights.WeightsError`` with the fix when no weights can be found.
+    """
+    from .weights import resolve_weights  # deferred: the weights module pulls in h5py
+
+    backbone = get_backbone(model)
+    path = None
+    if weights != RANDOM_WEIGHTS:
+        path = resolve_weights(backbone.name, weights, allow_download=allow_download)
+    return FeatureExtractor(backbone.name, precision, path)

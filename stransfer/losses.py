@@ -1,0 +1,60 @@
+"""Gatys-style losses: Gram-matrix style loss, feature content loss, total variation.
+
+Every loss is *relative*: a squared error divided by the squared norm of its target. That makes
+the per-layer losses comparable across layers and backbones (whatever their activation scale,
+random weights included), makes a loss of 1.0 mean "as far off as an all-zero answer", and makes
+the reported style and content losses the same numbers the benchmark scores (S and C).
+
+Features may arrive in bfloat16; everything here is accumulated in float32.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+#: Keeps relative losses finite when a target is all zeros (dead ReLUs in random networks).
+EPS = 1e-8
+
+
+def gram_matrix(features: tf.Tensor) -> tf.Tensor:
+    """Channel co-activation matrix of a ``[1, H, W, C]`` feature map, divided by ``H * W``.
+
+    Returns a float32 ``[C, C]`` tensor. Normalising by the number of positions makes Grams of
+    the same texture at different image sizes comparable (style images need not match the
+    content image's size).
+    """
+    channels = tf.shape(features)[-1]
+    flat = tf.reshape(features, (-1, channels))
+    # bf16 inputs go through the matmul with float32 accumulation; the result is cast up.
+    gram = tf.matmul(flat, flat, transpose_a=True)
+    positions = tf.cast(tf.shape(flat)[0], tf.float32)
+    return tf.cast(gram, tf.float32) / positions
+
+
+def relative_error(value: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """``||value - target||^2 / ||target||^2`` in float32."""
+    value = tf.cast(value, tf.float32)
+    target = tf.cast(target, tf.float32)
+    return tf.reduce_sum(tf.square(value - target)) / (tf.reduce_sum(tf.square(target)) + EPS)
+
+
+def style_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
+    """Relative Gram distance of one layer's features to the style target Gram."""
+    return relative_error(gram_matrix(features), target_gram)
+
+
+def content_loss(features: tf.Tensor, target_features: tf.Tensor) -> tf.Tensor:
+    """Relative feature distance of one layer to the content target."""
+    return relative_error(features, target_features)
+
+
+def total_variation(image: tf.Tensor) -> tf.Tensor:
+    """Mean squared difference of neighbouring pixels of a ``[1, H, W, 3]`` 0..255 image.
+
+    Measured on the 0..1 scale so that the weight does not depend on the pixel range; a flat
+    image scores 0 and white noise about 0.17.
+    """
+    scaled = tf.cast(image, tf.float32) / 255.0
+    dy = scaled[:, 1:, :, :] - scaled[:, :-1, :, :]
+    dx = scaled[:, :, 1:, :] - scaled[:, :, :-1, :]
+    return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))

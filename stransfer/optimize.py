@@ -1,0 +1,269 @@
+"""The optimisation loop: an iterator of step events that the app, CLI, tests and benchmark share.
+
+``transfer()`` plans the run (sizes per scale, targets), then optimises the image pixels with
+L-BFGS or Adam, yielding a ``StepEvent`` after every step with the current image at output
+size. A consumer stops a run by leaving the loop (or via ``should_stop``); the last event it
+saw holds the last image. Non-finite losses end the run with the last finite image.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .features import FeatureExtractor, Objective
+from .images import fit_long_side, resize_to
+from .optimizers import LBFGS, Adam, Optimizer
+from .settings import SettingsError, TransferSettings
+
+#: Smallest long side worth optimising at a coarse scale.
+MIN_COARSE_SIDE = 64
+#: Share of the steps spent at each scale, coarse to fine (coarse steps are 4x cheaper).
+SCALE_SHARES = {1: (1.0,), 2: (0.5, 0.5), 3: (0.34, 0.33, 0.33), 4: (0.25, 0.25, 0.25, 0.25)}
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One optimisation step.
+
+    Attributes:
+        step: 1-based step number over the whole run.
+        steps: steps planned for the whole run.
+        scale: 1-based scale index (coarse to fine); ``scales`` in total.
+        losses: ``total``, ``content``, ``style`` and ``tv`` (weighted sums of relative losses).
+        elapsed: seconds since the run started (target features included).
+        seconds_per_step: recent mean seconds per step at this scale.
+        eta: estimated seconds left.
+        image: current image, uint8 ``[H, W, 3]`` at output size.
+        status: ``running``; on the last event ``done``, ``time budget``, ``stopped`` or
+            ``diverged`` (then ``image`` is the last finite image and ``message`` says why).
+    """
+
+    step: int
+    steps: int
+    scale: int
+    scales: int
+    losses: dict[str, float]
+    elapsed: float
+    seconds_per_step: float
+    eta: float
+    image: np.ndarray
+    status: str = "running"
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Image shapes and step counts for each scale, and notices for the user."""
+
+    shapes: tuple[tuple[int, int], ...]
+    steps: tuple[int, ...]
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def output_shape(self) -> tuple[int, int]:
+        return self.shapes[-1]
+
+
+def plan_run(content_shape: tuple[int, int], settings: TransferSettings, min_side: int) -> RunPlan:
+    """Work out the optimised image's size at each scale.
+
+    The long side is ``settings.size`` and the content's aspect ratio is kept. A side below the
+    backbone's minimum is raised to it (with a notice); an image too thin for that is refused.
+    """
+    height, width = content_shape
+    notices: list[str] = []
+    scale = settings.size / max(height, width)
+    short = min(height, width) * scale
+    if short < min_side:
+        factor = min_side / short
+        if settings.size * factor > max(2 * settings.size, 1024):
+            raise SettingsError(
+                f"the content image ({width}x{height}) is too thin for {settings.model}: at size "
+                f"{settings.size} its short side would be {max(int(short), 0)} px, and the model "
+                f"needs {min_side} px; crop the image or choose a larger size"
+            )
+        scale *= factor
+        notices.append(
+            f"{settings.model} needs images at least {min_side} px on each side, so the image "
+            f"was enlarged to {round(width * scale)}x{round(height * scale)}"
+        )
+    final = (max(1, round(height * scale)), max(1, round(width * scale)))
+
+    shapes = [final]
+    for _ in range(settings.scales - 1):
+        h, w = shapes[0]
+        smaller = (round(h / 2), round(w / 2))
+        if max(smaller) < MIN_COARSE_SIDE or min(smaller) < min_side:
+            notices.append(
+                f"used {len(shapes)} scale(s) instead of {settings.scales}: a smaller one would "
+                f"be below {max(MIN_COARSE_SIDE, min_side)} px"
+            )
+            break
+        shapes.insert(0, smaller)
+    shares = SCALE_SHARES[len(shapes)]
+    steps = [max(1, math.floor(settings.steps * share)) for share in shares]
+    steps[-1] = max(1, settings.steps - sum(steps[:-1]))
+    if settings.steps < len(shapes):  # too few steps to spread: all at full size
+        shapes, steps = [final], [settings.steps]
+    return RunPlan(tuple(shapes), tuple(steps), tuple(notices))
+
+
+StyleInput = np.ndarray | Sequence[tuple[np.ndarray, float]]
+
+
+def transfer(
+    content: np.ndarray,
+    style: StyleInput,
+    settings: TransferSettings,
+    extractor: FeatureExtractor,
+    *,
+    init_image: np.ndarray | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[StepEvent]:
+    """Run style transfer, yielding a ``StepEvent`` after every step.
+
+    Args:
+        content: uint8 RGB content image (any size; it is resized to ``settings.size``).
+        style: one uint8 RGB style image, or ``[(image, weight), ...]`` to blend several styles
+            (their Gram targets are mixed by weight).
+        settings: run settings; validated here.
+        extractor: the backbone to use (``settings.model`` must name it).
+        init_image: start from this image instead of ``settings.init`` (to continue a run).
+        should_stop: polled between steps; when it returns True the run ends (status
+            ``stopped``) after yielding the current image.
+    """
+    settings = settings.validated()
+    if extractor.backbone.name != settings.model:
+        raise SettingsError(
+            f"the extractor is {extractor.backbone.name} but the settings ask for {settings.model}"
+        )
+    styles = [(style, 1.0)] if isinstance(style, np.ndarray) else list(style)
+    if not styles or sum(w for _, w in styles) <= 0:
+        raise SettingsError("give at least one style image a weight above zero")
+
+    plan = plan_run(content.shape[:2], settings, extractor.backbone.min_side)
+    assert settings.content_layers is not None and settings.style_layers is not None
+    objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
+    content_weights = np.array(list(settings.content_layers.values()), np.float32)
+    style_weights = np.array(list(settings.style_layers.values()), np.float32)
+    mix = np.array([settings.content_weight, settings.style_weight, settings.tv_weight], np.float32)
+    rng = np.random.default_rng(settings.seed)
+    output_shape = plan.output_shape
+    total_steps = sum(plan.steps)
+
+    start = time.perf_counter()
+    step = 0
+    image: np.ndarray | None = None
+    last_good = None
+    for scale_index, (shape, scale_steps) in enumerate(zip(plan.shapes, plan.steps, strict=True)):
+        content_at = resize_to(content, *shape).astype(np.float32)
+        long_side = max(shape)
+        targets_c = objective.content_targets(content_at) if objective.content_layers else ()
+        targets_s = (
+            _style_targets(objective, styles, long_side, settings.style_scale)
+            if objective.style_layers
+            else ()
+        )
+        if image is None:
+            image = _initial_image(settings.init, content_at, styles[0][0], rng, init_image)
+        else:
+            image = resize_to(np.clip(image, 0, 255).astype(np.uint8), *shape).astype(np.float32)
+        if last_good is None:
+            last_good = image
+
+        def evaluate(
+            x: np.ndarray, tc=targets_c, ts=targets_s
+        ) -> tuple[dict[str, float], np.ndarray]:
+            return objective.value_and_grad(x, tc, ts, content_weights, style_weights, mix)
+
+        optimizer = _make_optimizer(settings)
+        scale_start = time.perf_counter()
+        budget_end = _scale_deadline(settings.max_seconds, plan, scale_index)
+        for _ in range(scale_steps):
+            image, step_losses, finite = optimizer.step(image, evaluate)
+            step += 1
+            now = time.perf_counter()
+            per_step = (now - scale_start) / (step - sum(plan.steps[:scale_index]))
+            remaining = per_step * (total_steps - step)
+            if settings.max_seconds is not None:
+                remaining = min(remaining, max(0.0, settings.max_seconds - (now - start)))
+            if not finite:
+                yield StepEvent(
+                    step, total_steps, scale_index + 1, len(plan.shapes), step_losses,
+                    now - start, per_step, 0.0, _frame(last_good, output_shape), "diverged",
+                    f"the loss became non-finite at step {step}, so the run stopped and kept the "
+                    "last good image; lower the learning rate or the loss weights",
+                )  # fmt: skip
+                return
+            last_good = image
+            status, message = "running", ""
+            if step == total_steps:
+                status = "done"
+            elif settings.max_seconds is not None and now - start >= settings.max_seconds:
+                status, message = "time budget", f"stopped at the {settings.max_seconds:g} s budget"
+            elif should_stop is not None and should_stop():
+                status, message = "stopped", f"stopped at step {step} of {total_steps}"
+            yield StepEvent(
+                step, total_steps, scale_index + 1, len(plan.shapes), step_losses,
+                now - start, per_step, remaining, _frame(image, output_shape), status, message,
+            )  # fmt: skip
+            if status != "running":
+                return
+            if budget_end is not None and now - start >= budget_end:
+                break  # this scale's share of the time budget is spent: go finer
+
+
+def _style_targets(
+    objective: Objective,
+    styles: Sequence[tuple[np.ndarray, float]],
+    long_side: int,
+    style_scale: float,
+) -> tuple:
+    side = max(16, round(long_side * style_scale))
+    images = [fit_long_side(image, side).astype(np.float32) for image, _ in styles]
+    return objective.blended_style_grams(images, [w for _, w in styles])
+
+
+def _initial_image(
+    init: str,
+    content: np.ndarray,
+    style: np.ndarray,
+    rng: np.random.Generator,
+    init_image: np.ndarray | None,
+) -> np.ndarray:
+    height, width = content.shape[:2]
+    if init_image is not None:
+        return resize_to(init_image, height, width).astype(np.float32)
+    if init == "noise":
+        return rng.uniform(0.0, 255.0, size=content.shape).astype(np.float32)
+    if init == "style":
+        return resize_to(style, height, width).astype(np.float32)
+    return content.copy()
+
+
+def _make_optimizer(settings: TransferSettings) -> Optimizer:
+    if settings.optimizer == "adam":
+        return Adam(settings.learning_rate)
+    return LBFGS()
+
+
+def _scale_deadline(max_seconds: float | None, plan: RunPlan, index: int) -> float | None:
+    """Seconds into the run at which scale ``index`` hands over to the next one."""
+    if max_seconds is None or index == len(plan.shapes) - 1:
+        return None
+    shares = SCALE_SHARES[len(plan.shapes)]
+    # A coarse step costs about 4x less per halving, so weight each scale's share by its cost.
+    costs = [share / 4 ** (len(shares) - 1 - i) for i, share in enumerate(shares)]
+    return max_seconds * sum(costs[: index + 1]) / sum(costs)
+
+
+def _frame(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    frame = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    if frame.shape[:2] != shape:
+        frame = resize_to(frame, *shape)
+    return frame

@@ -1,0 +1,129 @@
+"""Optimisers over the image pixels: Adam and a bounded L-BFGS, both one step at a time.
+
+Both take ``evaluate(x) -> (losses, gradient)`` and return the new image after one step, so
+the loop can show every step. Pixels stay in 0..255 (projected after each step): that keeps the
+image displayable at every step and is the box constraint L-BFGS-B would enforce.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+Evaluate = Callable[[np.ndarray], tuple[dict[str, float], np.ndarray]]
+LOW, HIGH = 0.0, 255.0
+
+
+class Optimizer(Protocol):
+    def step(self, x: np.ndarray, evaluate: Evaluate) -> tuple[np.ndarray, dict[str, float], bool]:
+        """One step from ``x``: returns the new image, its losses, and False on non-finite."""
+        ...
+
+
+def _finite(losses: dict[str, float], grad: np.ndarray) -> bool:
+    return all(math.isfinite(v) for v in losses.values()) and bool(np.isfinite(grad).all())
+
+
+class Adam:
+    """Adam on pixels; ``learning_rate`` is roughly the per-step pixel change (0..255 scale).
+
+    Reports the losses of the image it was given (one evaluation per step).
+    """
+
+    def __init__(self, learning_rate: float, beta1: float = 0.9, beta2: float = 0.999) -> None:
+        self.lr, self.beta1, self.beta2 = learning_rate, beta1, beta2
+        self.m: np.ndarray | None = None
+        self.v: np.ndarray | None = None
+        self.t = 0
+
+    def step(self, x: np.ndarray, evaluate: Evaluate) -> tuple[np.ndarray, dict[str, float], bool]:
+        losses, grad = evaluate(x)
+        if not _finite(losses, grad):
+            return x, losses, False
+        if self.m is None or self.m.shape != grad.shape:
+            self.m, self.v, self.t = np.zeros_like(grad), np.zeros_like(grad), 0
+        assert self.v is not None
+        self.t += 1
+        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
+        self.v = self.beta2 * self.v + (1 - self.beta2) * grad * grad
+        m_hat = self.m / (1 - self.beta1**self.t)
+        v_hat = self.v / (1 - self.beta2**self.t)
+        new = np.clip(x - self.lr * m_hat / (np.sqrt(v_hat) + 1e-8), LOW, HIGH)
+        if not np.isfinite(new).all():
+            return x, losses, False
+        return new.astype(np.float32), losses, True
+
+
+class LBFGS:
+    """Limited-memory BFGS with pixel bounds, one accepted iterate per ``step``.
+
+    Each step evaluates the new image once; only when the loss rises does it backtrack (halving
+    the step, at most ``max_backtracks`` extra evaluations) and, if that fails, forget its
+    curvature history. This follows the common style-transfer practice of L-BFGS with a unit
+    step and no full line search, which converges far faster per evaluation than Adam.
+
+    Args:
+        history: curvature pairs kept (each costs two image-sized float32 arrays).
+        first_step: largest pixel change (0..255 scale) of the first, gradient-only step.
+    """
+
+    def __init__(self, history: int = 10, first_step: float = 2.0, max_backtracks: int = 3):
+        self.history = history
+        self.first_step = first_step
+        self.max_backtracks = max_backtracks
+        self.pairs: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=history)
+        self.x: np.ndarray | None = None
+        self.grad: np.ndarray | None = None
+        self.losses: dict[str, float] = {}
+
+    def _direction(self, grad: np.ndarray) -> np.ndarray:
+        """Two-loop recursion: approximately -H^-1 grad (flat float32 arrays)."""
+        if not self.pairs:
+            peak = float(np.abs(grad).max())
+            return -grad * (self.first_step / peak if peak > 0 else 0.0)
+        q = grad.copy()
+        alphas = []
+        for s, y, rho in reversed(self.pairs):
+            alpha = rho * float(s @ q)
+            q -= alpha * y
+            alphas.append(alpha)
+        s, y, _ = self.pairs[-1]
+        q *= float(s @ y) / float(y @ y)
+        for (s, y, rho), alpha in zip(self.pairs, reversed(alphas), strict=True):
+            beta = rho * float(y @ q)
+            q += (alpha - beta) * s
+        return -q
+
+    def step(self, x: np.ndarray, evaluate: Evaluate) -> tuple[np.ndarray, dict[str, float], bool]:
+        shape = x.shape
+        if self.x is None or self.x.size != x.size or not np.array_equal(self.x, x.ravel()):
+            # New start (first step, new scale, or the caller changed the image): forget history.
+            self.pairs.clear()
+            self.losses, grad = evaluate(x)
+            if not _finite(self.losses, grad):
+                return x, self.losses, False
+            self.x, self.grad = x.ravel().astype(np.float32), grad.ravel().astype(np.float32)
+        assert self.grad is not None
+        direction = self._direction(self.grad)
+        step_size = 1.0
+        for attempt in range(self.max_backtracks + 1):
+            new_x = np.clip(self.x + step_size * direction, LOW, HIGH)
+            losses, grad = evaluate(new_x.reshape(shape))
+            if not _finite(losses, grad):
+                return x, losses, False
+            if losses["total"] <= self.losses["total"] or attempt == self.max_backtracks:
+                break
+            step_size *= 0.5
+        grad = grad.ravel().astype(np.float32)
+        s, y = new_x - self.x, grad - self.grad
+        sy = float(s @ y)
+        if losses["total"] > self.losses["total"]:
+            self.pairs.clear()  # the model of the curvature failed: restart from the gradient
+        elif sy > 1e-10 * float(y @ y):
+            self.pairs.append((s, y, 1.0 / sy))
+        self.x, self.grad, self.losses = new_x, grad, losses
+        return new_x.reshape(shape), losses, True
