@@ -22,6 +22,8 @@ from .settings import SettingsError, TransferSettings
 
 #: Smallest long side worth optimising at a coarse scale.
 MIN_COARSE_SIDE = 64
+#: A loss this many times the scale's starting loss means the step size blew up.
+DIVERGENCE_FACTOR = 10.0
 #: Share of the steps spent at each scale, coarse to fine (coarse steps are 4x cheaper).
 SCALE_SHARES = {1: (1.0,), 2: (0.5, 0.5), 3: (0.34, 0.33, 0.33), 4: (0.25, 0.25, 0.25, 0.25)}
 
@@ -159,7 +161,6 @@ def transfer(
     start = time.perf_counter()
     step = 0
     image: np.ndarray | None = None
-    last_good = None
     for scale_index, (shape, scale_steps) in enumerate(zip(plan.shapes, plan.steps, strict=True)):
         content_at = resize_to(content, *shape).astype(np.float32)
         long_side = max(shape)
@@ -173,8 +174,7 @@ def transfer(
             image = _initial_image(settings.init, content_at, styles[0][0], rng, init_image)
         else:
             image = resize_to(np.clip(image, 0, 255).astype(np.uint8), *shape).astype(np.float32)
-        if last_good is None:
-            last_good = image
+        best_image, best_total, first_total = image, math.inf, None
 
         def evaluate(
             x: np.ndarray, tc=targets_c, ts=targets_s
@@ -185,22 +185,27 @@ def transfer(
         scale_start = time.perf_counter()
         budget_end = _scale_deadline(settings.max_seconds, plan, scale_index)
         for _ in range(scale_steps):
-            image, step_losses, finite = optimizer.step(image, evaluate)
+            result = optimizer.step(image, evaluate)
+            image, step_losses = result.image, result.losses
             step += 1
             now = time.perf_counter()
             per_step = (now - scale_start) / (step - sum(plan.steps[:scale_index]))
             remaining = per_step * (total_steps - step)
             if settings.max_seconds is not None:
                 remaining = min(remaining, max(0.0, settings.max_seconds - (now - start)))
-            if not finite:
+            total = step_losses["total"]
+            first_total = total if first_total is None else first_total
+            problem = _divergence(result.finite, total, first_total)
+            if problem:
                 yield StepEvent(
                     step, total_steps, scale_index + 1, len(plan.shapes), step_losses,
-                    now - start, per_step, 0.0, _frame(last_good, output_shape), "diverged",
-                    f"the loss became non-finite at step {step}, so the run stopped and kept the "
-                    "last good image; lower the learning rate or the loss weights",
+                    now - start, per_step, 0.0, _frame(best_image, output_shape), "diverged",
+                    f"{problem} at step {step}, so the run stopped and kept the best image so "
+                    "far; lower the learning rate or the loss weights",
                 )  # fmt: skip
                 return
-            last_good = image
+            if total < best_total:
+                best_image, best_total = result.evaluated, total
             status, message = "running", ""
             if step == total_steps:
                 status = "done"
@@ -216,6 +221,15 @@ def transfer(
                 return
             if budget_end is not None and now - start >= budget_end:
                 break  # this scale's share of the time budget is spent: go finer
+
+
+def _divergence(finite: bool, total: float, first_total: float) -> str:
+    """Why the run must stop ('' when it need not)."""
+    if not finite:
+        return "the loss became non-finite"
+    if total > DIVERGENCE_FACTOR * first_total:
+        return f"the loss grew more than {DIVERGENCE_FACTOR:g}x"
+    return ""
 
 
 def _style_targets(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -18,9 +18,22 @@ Evaluate = Callable[[np.ndarray], tuple[dict[str, float], np.ndarray]]
 LOW, HIGH = 0.0, 255.0
 
 
+class Step(NamedTuple):
+    """One optimiser step: the next image, and the losses of ``evaluated`` (the image scored).
+
+    ``finite`` is False when the losses or gradient were not finite; ``image`` is then the
+    unchanged input.
+    """
+
+    image: np.ndarray
+    losses: dict[str, float]
+    evaluated: np.ndarray
+    finite: bool
+
+
 class Optimizer(Protocol):
-    def step(self, x: np.ndarray, evaluate: Evaluate) -> tuple[np.ndarray, dict[str, float], bool]:
-        """One step from ``x``: returns the new image, its losses, and False on non-finite."""
+    def step(self, x: np.ndarray, evaluate: Evaluate) -> Step:
+        """One step from ``x``."""
         ...
 
 
@@ -31,7 +44,7 @@ def _finite(losses: dict[str, float], grad: np.ndarray) -> bool:
 class Adam:
     """Adam on pixels; ``learning_rate`` is roughly the per-step pixel change (0..255 scale).
 
-    Reports the losses of the image it was given (one evaluation per step).
+    Scores the image it was given and moves on (one evaluation per step).
     """
 
     def __init__(self, learning_rate: float, beta1: float = 0.9, beta2: float = 0.999) -> None:
@@ -40,10 +53,11 @@ class Adam:
         self.v: np.ndarray | None = None
         self.t = 0
 
-    def step(self, x: np.ndarray, evaluate: Evaluate) -> tuple[np.ndarray, dict[str, float], bool]:
+    @np.errstate(over="ignore", invalid="ignore")  # overflow is detected and reported instead
+    def step(self, x: np.ndarray, evaluate: Evaluate) -> Step:
         losses, grad = evaluate(x)
         if not _finite(losses, grad):
-            return x, losses, False
+            return Step(x, losses, x, False)
         if self.m is None or self.m.shape != grad.shape:
             self.m, self.v, self.t = np.zeros_like(grad), np.zeros_like(grad), 0
         assert self.v is not None
@@ -54,8 +68,8 @@ class Adam:
         v_hat = self.v / (1 - self.beta2**self.t)
         new = np.clip(x - self.lr * m_hat / (np.sqrt(v_hat) + 1e-8), LOW, HIGH)
         if not np.isfinite(new).all():
-            return x, losses, False
-        return new.astype(np.float32), losses, True
+            return Step(x, losses, x, False)
+        return Step(new.astype(np.float32), losses, x, True)
 
 
 class LBFGS:
@@ -98,14 +112,15 @@ class LBFGS:
             q += (alpha - beta) * s
         return -q
 
-    def step(self, x: np.ndarray, evaluate: Evaluate) -> tuple[np.ndarray, dict[str, float], bool]:
+    @np.errstate(over="ignore", invalid="ignore")  # overflow is detected and reported instead
+    def step(self, x: np.ndarray, evaluate: Evaluate) -> Step:
         shape = x.shape
         if self.x is None or self.x.size != x.size or not np.array_equal(self.x, x.ravel()):
             # New start (first step, new scale, or the caller changed the image): forget history.
             self.pairs.clear()
             self.losses, grad = evaluate(x)
             if not _finite(self.losses, grad):
-                return x, self.losses, False
+                return Step(x, self.losses, x, False)
             self.x, self.grad = x.ravel().astype(np.float32), grad.ravel().astype(np.float32)
         assert self.grad is not None
         direction = self._direction(self.grad)
@@ -114,7 +129,7 @@ class LBFGS:
             new_x = np.clip(self.x + step_size * direction, LOW, HIGH)
             losses, grad = evaluate(new_x.reshape(shape))
             if not _finite(losses, grad):
-                return x, losses, False
+                return Step(x, losses, x, False)
             if losses["total"] <= self.losses["total"] or attempt == self.max_backtracks:
                 break
             step_size *= 0.5
@@ -123,7 +138,8 @@ class LBFGS:
         sy = float(s @ y)
         if losses["total"] > self.losses["total"]:
             self.pairs.clear()  # the model of the curvature failed: restart from the gradient
-        elif sy > 1e-10 * float(y @ y):
+        elif math.isfinite(sy) and sy > 1e-10 * float(y @ y):
             self.pairs.append((s, y, 1.0 / sy))
         self.x, self.grad, self.losses = new_x, grad, losses
-        return new_x.reshape(shape), losses, True
+        new_image = new_x.reshape(shape)
+        return Step(new_image, losses, new_image, True)

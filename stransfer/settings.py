@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -15,7 +16,7 @@ MIN_SIZE, MAX_SIZE = 16, 4096
 MAX_STEPS = 10_000
 # Absurd weights are allowed on purpose: the loop detects non-finite losses and keeps the last
 # good image, so a user exploring extremes gets an explanation rather than a refusal.
-MAX_WEIGHT = 1e38
+MAX_WEIGHT = sys.float_info.max
 
 
 class SettingsError(ValueError):

@@ -1,0 +1,36 @@
+"""Shared pytest setup: in-repo imports, quiet TensorFlow, small generated test images."""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+
+def _smooth_image(seed: int, height: int, width: int) -> np.ndarray:
+    """A deterministic colourful image with structure at several scales (not white noise)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    channels = []
+    for _ in range(3):
+        fx, fy, phase = rng.uniform(2, 12), rng.uniform(2, 12), rng.uniform(0, 6.3)
+        channels.append(np.sin(fx * xx * 6.3 + phase) * np.cos(fy * yy * 6.3))
+    img = (np.stack(channels, -1) + 1) * 127.5
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def content_img() -> np.ndarray:
+    return _smooth_image(0, 60, 90)
+
+
+@pytest.fixture
+def style_img() -> np.ndarray:
+    return _smooth_image(1, 80, 80)

@@ -1,0 +1,148 @@
+"""Behaviour of the optimisation loop: planning, tracing, repeatability, stopping, faults."""
+
+import numpy as np
+import pytest
+
+from stransfer import SettingsError, TransferSettings, plan_run, transfer
+from stransfer.features import load_extractor
+from stransfer.images import resize_to
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return load_extractor("VGG19", "auto", "random")
+
+
+def small(**kw) -> TransferSettings:
+    base = {"steps": 3, "size": 64, "scales": 1}
+    base.update(kw)
+    return TransferSettings(**base)
+
+
+def test_plan_keeps_the_aspect_ratio_and_builds_coarse_scales():
+    plan = plan_run((300, 600), TransferSettings(size=512, scales=3, steps=90), 32)
+    assert plan.output_shape == (256, 512)
+    assert plan.shapes == ((64, 128), (128, 256), (256, 512))
+    assert sum(plan.steps) == 90
+
+
+def test_plan_enlarges_for_a_minimum_side_with_a_notice():
+    plan = plan_run((100, 200), TransferSettings(model="InceptionV3", size=100, scales=1), 75)
+    assert min(plan.output_shape) == 75
+    assert plan.notices and "75 px" in plan.notices[0]
+
+
+def test_plan_refuses_an_image_too_thin_for_the_model():
+    with pytest.raises(SettingsError, match="too thin"):
+        plan_run((3, 4000), TransferSettings(model="InceptionV3", size=512), 75)
+
+
+def test_events_count_steps_and_output_size(vgg, content_img, style_img):
+    events = list(transfer(content_img, style_img, small(steps=4, size=96, scales=2), vgg))
+    assert [e.step for e in events] == [1, 2, 3, 4]
+    assert all(e.image.shape == (64, 96, 3) for e in events)  # coarse frames shown at output size
+    assert events[-1].status == "done" and events[0].status == "running"
+    assert all(e.elapsed > 0 and e.seconds_per_step > 0 for e in events)
+
+
+def test_same_seed_repeats_exactly(vgg, content_img, style_img):
+    settings = small(init="noise", seed=7, optimizer="adam")
+    a = list(transfer(content_img, style_img, settings, vgg))[-1].image
+    b = list(transfer(content_img, style_img, settings, vgg))[-1].image
+    c = list(transfer(content_img, style_img, small(init="noise", seed=8), vgg))[-1].image
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_changing_weights_or_starting_again_does_not_retrace(vgg, content_img, style_img):
+    settings = small()
+    validated = settings.validated()
+    objective = vgg.objective(tuple(validated.content_layers), tuple(validated.style_layers))
+    list(transfer(content_img, style_img, settings, vgg))
+    traces = objective.traces
+    assert traces >= 1
+    layers = {k: 0.5 for k in validated.style_layers}
+    for changed in (
+        small(style_weight=123.0, content_weight=0.1, tv_weight=5.0),
+        small(style_layers=layers, optimizer="adam"),
+        small(seed=3, init="noise"),
+    ):
+        list(transfer(content_img, style_img, changed, vgg))
+    assert objective.traces == traces
+    list(transfer(content_img, style_img, small(size=80), vgg))  # a new image size traces once
+    assert objective.traces == traces + 1
+
+
+def test_should_stop_ends_the_run_with_the_image(vgg, content_img, style_img):
+    calls = []
+    events = list(
+        transfer(
+            content_img,
+            style_img,
+            small(steps=50),
+            vgg,
+            should_stop=lambda: calls.append(1) or len(calls) >= 2,
+        )
+    )
+    assert len(events) == 2 and events[-1].status == "stopped"
+    assert events[-1].image.shape[2] == 3
+
+
+def test_time_budget_stops_the_run(vgg, content_img, style_img):
+    events = list(transfer(content_img, style_img, small(steps=10_000, max_seconds=1.0), vgg))
+    assert events[-1].status == "time budget"
+    assert len(events) < 10_000
+    assert events[-1].elapsed < 5.0
+
+
+@pytest.mark.parametrize(
+    ("settings", "why"),
+    [
+        (small(optimizer="adam", learning_rate=1e6), "grew more than 10x"),
+        (small(style_weight=1e39), "non-finite"),  # beyond float32: the loss is inf,
+    ],
+)
+def test_divergence_stops_with_the_best_image(vgg, content_img, style_img, settings, why):
+    events = list(transfer(content_img, style_img, settings, vgg))
+    last = events[-1]
+    assert last.status == "diverged"
+    assert why in last.message and "lower" in last.message
+    assert last.image.dtype == np.uint8 and last.image.shape == (43, 64, 3)
+    # the kept image is the start (the best one scored), not the blown-up one
+    start = resize_to(content_img, 43, 64)
+    assert np.abs(last.image.astype(int) - start.astype(int)).mean() < 1
+
+
+def test_absurd_style_weight_with_lbfgs_still_paints_a_sane_image(vgg, content_img, style_img):
+    events = list(transfer(content_img, style_img, small(style_weight=1e30), vgg))
+    assert events[-1].status == "done"
+    assert events[-1].losses["style"] < events[0].losses["style"]
+
+
+def test_style_blend_with_weights_one_and_zero_equals_the_single_style(vgg, content_img, style_img):
+    other = np.ascontiguousarray(style_img[::-1, :, ::-1])
+    single = list(transfer(content_img, style_img, small(), vgg))[-1].image
+    blended = list(transfer(content_img, [(style_img, 1.0), (other, 0.0)], small(), vgg))[-1].image
+    np.testing.assert_array_equal(single, blended)
+
+
+def test_continue_from_an_image(vgg, content_img, style_img):
+    first = list(transfer(content_img, style_img, small(), vgg))[-1]
+    resumed = list(transfer(content_img, style_img, small(steps=1), vgg, init_image=first.image))
+    assert resumed[0].losses["total"] <= first.losses["total"] * 1.05
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"steps": 0}, "steps must be a whole number"),
+        ({"size": 5}, "size must be"),
+        ({"optimizer": "sgd"}, "optimizer 'sgd' is unknown"),
+        ({"style_layers": {"nope": 1.0}}, "has no layer 'nope'"),
+        ({"content_layers": {}, "style_layers": {"block1_conv1": 0.0}}, "every content and style"),
+        ({"tv_weight": float("nan")}, "tv_weight must be a number"),
+    ],
+)
+def test_bad_settings_are_named(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TransferSettings(**kw).validated()
