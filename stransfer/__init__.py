@@ -11,30 +11,39 @@ A minimal run::
     final = event.image  # uint8 RGB
 """
 
-from .backbones import BACKBONE_NAMES, BACKBONES, Backbone, BackboneError, get_backbone
-from .features import FeatureExtractor, load_extractor, resolve_precision
-from .images import ImageError, load_image, save_image
-from .optimize import RunPlan, StepEvent, plan_run, transfer
-from .settings import SettingsError, TransferSettings
-from .weights import WeightsError
+import importlib
+import os
+from typing import Any
 
-__all__ = [
-    "BACKBONES",
-    "BACKBONE_NAMES",
-    "Backbone",
-    "BackboneError",
-    "FeatureExtractor",
-    "ImageError",
-    "RunPlan",
-    "SettingsError",
-    "StepEvent",
-    "TransferSettings",
-    "WeightsError",
-    "get_backbone",
-    "load_extractor",
-    "load_image",
-    "plan_run",
-    "resolve_precision",
-    "save_image",
-    "transfer",
-]
+# TensorFlow's C++ start-up chatter is noise for a CLI and an app; users can still override it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Public names and the module that defines each. Imported on first use, so that light entry
+# points (``python -m stransfer.weights``, ``--help``) do not pay for TensorFlow.
+_EXPORTS = {
+    "BACKBONES": "backbones",
+    "BACKBONE_NAMES": "backbones",
+    "Backbone": "backbones",
+    "BackboneError": "backbones",
+    "get_backbone": "backbones",
+    "FeatureExtractor": "features",
+    "load_extractor": "features",
+    "resolve_precision": "features",
+    "ImageError": "images",
+    "load_image": "images",
+    "save_image": "images",
+    "RunPlan": "optimize",
+    "StepEvent": "optimize",
+    "plan_run": "optimize",
+    "transfer": "optimize",
+    "SettingsError": "settings",
+    "TransferSettings": "settings",
+    "WeightsError": "weights",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
