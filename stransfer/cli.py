@@ -1,0 +1,697 @@
+"""The ``stransfer`` command line: one style transfer run from image files to an image file.
+
+    stransfer CONTENT STYLE [STYLE ...] -o OUT.png [options]
+    python -m stransfer CONTENT STYLE [STYLE ...] -o OUT.png [options]
+
+Progress goes to stderr. Every problem with the arguments or the inputs is reported as one line
+``stransfer: error: ...`` with exit status 2; see ``EXIT_*`` below for the other statuses.
+``main(argv)`` returns the exit status instead of exiting, so it can be called from tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import numpy as np
+import tensorflow as tf
+
+from .backbones import BACKBONE_NAMES, BackboneError, get_backbone
+from .features import PRECISIONS, RANDOM_WEIGHTS, FeatureExtractor, load_extractor
+from .images import ImageError, load_image, save_image
+from .optimize import StepEvent, plan_run, transfer
+from .settings import INITS, OPTIMIZERS, SettingsError, TransferSettings
+from .weights import INSTALL_CMD, WeightsError
+
+PROG = "stransfer"
+#: Output file types the CLI writes (PNG keeps the settings in its metadata).
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: PNG text chunk holding the run's settings as JSON (``TransferSettings.from_dict`` reads it).
+METADATA_KEY = "stransfer"
+#: PNG text chunk with what the settings do not say: inputs, blend weights, how the run ended.
+RUN_METADATA_KEY = "stransfer-run"
+
+EXIT_OK = 0  # done, or stopped at the --max-seconds budget
+EXIT_FAILED = 1  # the loss diverged, memory ran out, or the output could not be written
+EXIT_USAGE = 2  # bad arguments, images, settings, model, layers or weights
+EXIT_INTERRUPTED = 130  # Ctrl-C (the last image is still written)
+
+# TransferSettings fields whose validation messages start with the field name.
+_SETTING_OPTIONS = (
+    "steps",
+    "size",
+    "scales",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "learning_rate",
+    "style_scale",
+    "max_seconds",
+)
+
+
+class UsageError(Exception):
+    """A bad command line; the message is one line that says what to change."""
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _model_name(text: str) -> str:
+    """Canonical backbone name for ``text`` (case-insensitive); unknown names pass through."""
+    try:
+        return get_backbone(text).name
+    except BackboneError:
+        return text  # argparse's choices check names the valid models
+
+
+def _layer_spec(text: str) -> tuple[str, float]:
+    """Parse ``LAYER`` or ``LAYER:WEIGHT`` (the weight defaults to 1)."""
+    name, sep, weight = text.rpartition(":")
+    if not sep:
+        name, weight = text, "1"
+    if not name:
+        raise argparse.ArgumentTypeError(f"{text!r} names no layer; write LAYER or LAYER:WEIGHT")
+    try:
+        return name, float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the weight after ':' must be a number, e.g. {name}:0.5"
+        ) from None
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of at least 0")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0")
+    return value
+
+
+def _package_version() -> str:
+    try:
+        return importlib_metadata.version("stransfer")
+    except importlib_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_DESCRIPTION = """\
+Neural style transfer (Gatys et al.): repaint CONTENT with the textures and
+colours of the STYLE image(s) and write the result to OUT. The output's pixels
+are optimised so that a pretrained network (--model) sees the layout of CONTENT
+and the style statistics of STYLE; several STYLE images are blended (see
+--style-weights). Progress is shown on stderr."""
+
+_EPILOG = f"""\
+examples:
+  {PROG} photo.jpg starry_night.jpg -o out/photo_starry.png
+  {PROG} photo.jpg monet.jpg hokusai.jpg --style-weights 2 1 -o blend.png
+  {PROG} photo.jpg art.png -o out.png --steps 300 --size 768 \\
+      --style-layers block1_conv1:2 block3_conv1 --save-every 25 frames
+
+notes:
+  Options that take several values (--content-layers, --style-layers,
+  --style-weights) end at the next option: give CONTENT and STYLE before them,
+  or end the list with --.
+  ImageNet weights are looked up in Keras' cache (~/.keras/models), then, for
+  VGG19, in the offline copy made by
+  `{INSTALL_CMD}`, and downloaded as a last resort.
+  A PNG output keeps the settings as JSON in its "{METADATA_KEY}" text chunk.
+
+exit status:
+  0    done, or stopped at --max-seconds
+  1    the loss diverged (the last good image is written), out of memory,
+       or OUT could not be written
+  2    bad arguments, images, layers or weights
+  130  interrupted by Ctrl-C (the last image is written)"""
+
+
+def _layer_default(layers: dict[str, float]) -> str:
+    weights = set(layers.values())
+    names = " ".join(layers)
+    return names if weights == {1.0} else " ".join(f"{k}:{v:g}" for k, v in layers.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every default shown in ``--help`` comes from ``TransferSettings()``."""
+    d = TransferSettings()
+    default_bb = get_backbone(d.model)
+    parser = _Parser(
+        prog=PROG,
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "content", metavar="CONTENT", help="the image whose layout is kept (PNG, JPEG, WebP, ...)"
+    )
+    parser.add_argument(
+        "styles", metavar="STYLE", nargs="+", help="one or more images whose style is applied"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        required=True,
+        help="result file ending in .png (settings kept in its metadata), .jpg or .jpeg; "
+        "missing folders are created; required",
+    )
+
+    net = parser.add_argument_group("network and losses")
+    net.add_argument(
+        "--model",
+        type=_model_name,
+        choices=BACKBONE_NAMES,
+        default=d.model,
+        metavar="NAME",
+        help=f"backbone network, one of {', '.join(BACKBONE_NAMES)} (any case; "
+        "default: %(default)s)",
+    )
+    net.add_argument(
+        "--weights",
+        metavar="FILE",
+        default=None,
+        help="Keras .h5 weights for --model; the word 'random' uses untrained weights (for "
+        "testing only: the result is meaningless) (default: ImageNet weights, see notes below)",
+    )
+    net.add_argument(
+        "--content-weight",
+        type=float,
+        default=d.content_weight,
+        metavar="W",
+        help="weight of the content loss, alpha (default: %(default)s)",
+    )
+    net.add_argument(
+        "--style-weight",
+        type=float,
+        default=d.style_weight,
+        metavar="W",
+        help="weight of the style loss, beta (default: %(default)s)",
+    )
+    net.add_argument(
+        "--tv-weight",
+        type=float,
+        default=d.tv_weight,
+        metavar="W",
+        help="weight of the total-variation loss; higher is smoother (default: %(default)s)",
+    )
+    net.add_argument(
+        "--content-layers",
+        type=_layer_spec,
+        nargs="+",
+        default=None,
+        metavar="LAYER[:WEIGHT]",
+        help="layers whose features must match CONTENT's; WEIGHT is 1 if left out; names "
+        f"depend on --model (default: the model's own, for {default_bb.name}: "
+        f"{_layer_default(default_bb.content_layers)})",
+    )
+    net.add_argument(
+        "--style-layers",
+        type=_layer_spec,
+        nargs="+",
+        default=None,
+        metavar="LAYER[:WEIGHT]",
+        help="layers whose Gram matrices must match STYLE's; WEIGHT is 1 if left out; "
+        f"names depend on --model (default: the model's own, for {default_bb.name}: "
+        f"{_layer_default(default_bb.style_layers)})",
+    )
+    net.add_argument(
+        "--style-weights",
+        type=_non_negative_float,
+        nargs="+",
+        default=None,
+        metavar="W",
+        help="blend weights of the STYLE images, one per image; 0 leaves one out "
+        "(default: equal weights)",
+    )
+    net.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help="arithmetic of the network; auto picks bfloat16 on a GPU or on a CPU with "
+        "AMX/AVX512-BF16, else float32 (default: %(default)s)",
+    )
+
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument(
+        "--steps",
+        type=int,
+        default=d.steps,
+        metavar="N",
+        help="optimisation steps over all scales (L-BFGS iterations or Adam steps) "
+        "(default: %(default)s)",
+    )
+    opt.add_argument(
+        "--size",
+        type=int,
+        default=d.size,
+        metavar="PX",
+        help="long side of the output in pixels; the content's aspect ratio is kept "
+        "(default: %(default)s)",
+    )
+    opt.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=d.optimizer,
+        help="lbfgs converges fast; adam makes smooth, steady progress (default: %(default)s)",
+    )
+    opt.add_argument(
+        "--learning-rate",
+        type=float,
+        default=d.learning_rate,
+        metavar="LR",
+        help="Adam's step size in pixel units (0..255); ignored by lbfgs (default: %(default)s)",
+    )
+    opt.add_argument(
+        "--scales",
+        type=int,
+        default=d.scales,
+        metavar="N",
+        help="coarse-to-fine scales, 1 to 4; fewer are used where a coarser image would be "
+        "too small (default: %(default)s)",
+    )
+    opt.add_argument(
+        "--init",
+        choices=INITS,
+        default=d.init,
+        help="start from the content image, random noise, or the first style image "
+        "(default: %(default)s)",
+    )
+    opt.add_argument(
+        "--style-scale",
+        type=float,
+        default=d.style_scale,
+        metavar="F",
+        help="size of the style images relative to the output; below 1 gives finer strokes "
+        "(default: %(default)s)",
+    )
+    opt.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=d.seed,
+        metavar="N",
+        help="random seed (noise init); equal settings and images repeat exactly "
+        "(default: %(default)s)",
+    )
+    opt.add_argument(
+        "--max-seconds",
+        type=float,
+        default=d.max_seconds,
+        metavar="S",
+        help="stop after this many seconds and keep the image so far (default: no limit)",
+    )
+
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--save-every",
+        nargs=2,
+        metavar=("N", "DIR"),
+        default=None,
+        help="also write the image every N steps to DIR/step_00010.png etc. (default: off)",
+    )
+    out.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress output; errors and warnings are still shown (default: off)",
+    )
+    out.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {_package_version()}",
+        help="show the version and exit",
+    )
+    return parser
+
+
+# --------------------------------------------------------------------------- preparing
+
+
+@dataclass
+class Job:
+    """Everything checked and loaded before the (long) optimisation starts."""
+
+    settings: TransferSettings
+    content: np.ndarray
+    styles: list[tuple[np.ndarray, float]]
+    output: Path
+    save_every: int | None
+    save_dir: Path | None
+    run_info: dict[str, Any]
+    notices: tuple[str, ...]
+
+
+def _layers(specs: Sequence[tuple[str, float]] | None, option: str) -> dict[str, float] | None:
+    if specs is None:
+        return None
+    layers: dict[str, float] = {}
+    for name, weight in specs:
+        if name in layers:
+            raise UsageError(f"{option} names {name} twice; give each layer once")
+        layers[name] = weight
+    return layers
+
+
+def _check_output(text: str) -> Path:
+    output = Path(text).expanduser()
+    if output.is_dir() or not output.name or output.name == "..":
+        raise UsageError(
+            f"output {text} is a folder; give a file name such as -o {output / 'result.png'}"
+        )
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise UsageError(
+            f"output {text} must end in .png, .jpg or .jpeg (PNG keeps the settings); "
+            f"for example -o {output.with_suffix('.png')}"
+        )
+    return output
+
+
+def _save_every(values: Sequence[str] | None) -> tuple[int | None, Path | None]:
+    if values is None:
+        return None, None
+    every, folder = values
+    try:
+        n = int(every)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(
+            f"--save-every N DIR: N must be a whole number of at least 1, not {every!r}"
+        )
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--save-every N DIR: {folder} exists and is not a folder")
+    return n, path
+
+
+def _style_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    if weights is None:
+        return [1.0] * count
+    if len(weights) != count:
+        raise UsageError(
+            f"--style-weights got {len(weights)} weight(s) for {count} STYLE image(s); "
+            "give one weight per STYLE image"
+        )
+    if not any(w > 0 for w in weights):
+        raise UsageError(
+            "--style-weights are all 0; give at least one STYLE image a weight above 0"
+        )
+    return list(weights)
+
+
+def prepare(args: argparse.Namespace) -> Job:
+    """Check the arguments and load the images: everything that can fail fast, before the model.
+
+    Raises UsageError, SettingsError, BackboneError or ImageError.
+    """
+    output = _check_output(args.output)
+    save_every, save_dir = _save_every(args.save_every)
+    blend = _style_weights(args.style_weights, len(args.styles))
+    settings = TransferSettings(
+        model=args.model,
+        steps=args.steps,
+        size=args.size,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        content_layers=_layers(args.content_layers, "--content-layers"),
+        style_layers=_layers(args.style_layers, "--style-layers"),
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        precision=args.precision,
+        scales=args.scales,
+        init=args.init,
+        style_scale=args.style_scale,
+        seed=args.seed,
+        max_seconds=args.max_seconds,
+    ).validated()
+    content = load_image(args.content, name=f"content image {Path(args.content).name}")
+    styles = [
+        (load_image(path, name=f"style image {Path(path).name}"), weight)
+        for path, weight in zip(args.styles, blend, strict=True)
+    ]
+    plan = plan_run(content.shape[:2], settings, get_backbone(settings.model).min_side)
+    run_info = {
+        "content": str(args.content),
+        "styles": [str(path) for path in args.styles],
+        "style_weights": blend,
+        "weights": args.weights,  # None: ImageNet weights, recorded once resolved
+    }
+    return Job(settings, content, styles, output, save_every, save_dir, run_info, plan.notices)
+
+
+def _make_folders(job: Job) -> None:
+    """Create the output's folder (and the snapshot folder); UsageError if that fails."""
+    for folder in (job.output.parent, job.save_dir):
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create folder {folder}: {err.strerror or err}") from None
+
+
+def _extractor(settings: TransferSettings, weights: str | None) -> FeatureExtractor:
+    """Load the backbone; a user's weights file that does not fit becomes a WeightsError."""
+    try:
+        return load_extractor(settings.model, settings.precision, weights)
+    except (WeightsError, BackboneError, SettingsError):
+        raise
+    except (ValueError, OSError) as err:
+        if weights is None or weights == RANDOM_WEIGHTS:
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise WeightsError(f"cannot load {weights} into {settings.model}: {first}") from err
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def format_duration(seconds: float) -> str:
+    """``12s``, ``3m05s`` or ``1h02m``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def format_step(event: StepEvent) -> str:
+    """One progress line: step, scale, losses, speed and time left."""
+    scale = f" [scale {event.scale}/{event.scales}]" if event.scales > 1 else ""
+    losses = " ".join(
+        f"{key}={event.losses.get(key, float('nan')):.4g}"
+        for key in ("total", "content", "style", "tv")
+    )
+    return (
+        f"step {event.step}/{event.steps}{scale} {losses} "
+        f"{event.seconds_per_step:.2f} s/step ETA {format_duration(event.eta)}"
+    )
+
+
+class Progress:
+    """Progress on a text stream: one updating line on a terminal, else a line per ~10%."""
+
+    def __init__(self, stream: TextIO, *, quiet: bool = False, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        if tty is None:
+            isatty = getattr(stream, "isatty", None)
+            tty = bool(isatty and isatty())
+        self.tty = tty
+        self._open = 0  # length of the unfinished \r line on a terminal (0: none)
+
+    def step(self, event: StepEvent) -> None:
+        """Show ``event`` (every step on a terminal, else about every 10% of the steps)."""
+        if self.quiet:
+            return
+        line = format_step(event)
+        if self.tty:
+            pad = " " * max(0, self._open - len(line))
+            self.stream.write(f"\r{line}{pad}")
+            self.stream.flush()
+            self._open = len(line)
+            return
+        every = max(1, math.ceil(event.steps / 10))
+        if event.step % every == 0 or event.status != "running":
+            self._print(line)
+
+    def info(self, text: str) -> None:
+        """A message that ``--quiet`` silences."""
+        if not self.quiet:
+            self._print(text)
+
+    def warn(self, text: str) -> None:
+        """A message shown even with ``--quiet``."""
+        self._print(text)
+
+    def _print(self, text: str) -> None:
+        if self._open:
+            self.stream.write("\n")
+            self._open = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _png_metadata(job: Job, event: StepEvent, precision: str, elapsed: float) -> dict[str, str]:
+    run = {
+        **job.run_info,
+        "precision_used": precision,
+        "step": event.step,
+        "steps": event.steps,
+        "status": event.status,
+        "seconds": round(elapsed, 3),
+    }
+    return {
+        METADATA_KEY: json.dumps(job.settings.to_dict(), sort_keys=True),
+        RUN_METADATA_KEY: json.dumps(run, sort_keys=True),
+    }
+
+
+def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: float) -> int:
+    """Optimise, save snapshots and the result, and return the exit status."""
+    for notice in job.notices:
+        progress.info(f"{PROG}: note: {notice}")
+
+    def write(event: StepEvent, path: Path) -> None:
+        meta = _png_metadata(job, event, extractor.precision, time.perf_counter() - started)
+        save_image(event.image, path, meta)
+
+    last: StepEvent | None = None
+    save_every = job.save_every
+    events = transfer(job.content, job.styles, job.settings, extractor)
+    try:
+        for event in events:
+            last = event
+            progress.step(event)
+            if save_every and job.save_dir is not None and event.step % save_every == 0:
+                snapshot = job.save_dir / f"step_{event.step:05d}.png"
+                try:
+                    write(event, snapshot)
+                except OSError as err:
+                    progress.warn(
+                        f"{PROG}: warning: cannot write {snapshot} ({err.strerror or err}); "
+                        "no more snapshots will be saved"
+                    )
+                    save_every = None
+    except KeyboardInterrupt:
+        if last is None:
+            progress.warn("interrupted before the first step; nothing written")
+            return EXIT_INTERRUPTED
+        last = replace(last, status="interrupted")
+        try:
+            write(last, job.output)
+        except KeyboardInterrupt:
+            progress.warn(f"interrupted again while writing; {job.output} not written")
+            return EXIT_INTERRUPTED
+        except OSError as err:
+            progress.warn(f"{PROG}: error: cannot write {job.output}: {err.strerror or err}")
+            return EXIT_INTERRUPTED
+        progress.warn(f"interrupted at step {last.step}; wrote {job.output}")
+        return EXIT_INTERRUPTED
+    finally:
+        events.close()
+
+    if last is None:  # cannot happen: transfer() yields at least one step
+        progress.warn(f"{PROG}: error: the run produced no image; nothing written")
+        return EXIT_FAILED
+    try:
+        write(last, job.output)
+    except KeyboardInterrupt:
+        progress.warn(f"interrupted while writing; {job.output} not written")
+        return EXIT_INTERRUPTED
+    except OSError as err:
+        progress.warn(f"{PROG}: error: cannot write {job.output}: {err.strerror or err}")
+        return EXIT_FAILED
+    height, width = last.image.shape[:2]
+    total = format_duration(time.perf_counter() - started)
+    if last.status == "diverged":
+        progress.warn(f"{last.message}; wrote {job.output}")
+        return EXIT_FAILED
+    if last.status in ("time budget", "stopped"):
+        progress.info(f"{last.message} (step {last.step}/{last.steps})")
+    progress.info(f"wrote {job.output} ({width}x{height}) in {total}")
+    return EXIT_OK
+
+
+def _one_line(err: BaseException | str) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    head, sep, rest = text.partition(" ")
+    if isinstance(err, SettingsError) and head in _SETTING_OPTIONS and sep:
+        text = f"--{head.replace('_', '-')} {rest}"
+    return text
+
+
+def _error(err: BaseException | str, stream: TextIO) -> int:
+    stream.write(f"{PROG}: error: {_one_line(err)}\n")
+    stream.flush()
+    return EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    started = time.perf_counter()
+    stderr = sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help and --version print, then exit
+        return done.code if isinstance(done.code, int) else EXIT_OK
+    except UsageError as err:
+        return _error(f"{err} (see {PROG} --help)", stderr)
+    # Silence TensorFlow's C++ start-up chatter unless the user asked for it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    progress = Progress(stderr, quiet=args.quiet)
+    try:
+        job = prepare(args)
+        extractor = _extractor(job.settings, args.weights)
+        if extractor.weights is not None:
+            job.run_info["weights"] = str(extractor.weights)
+        _make_folders(job)
+    except (UsageError, ImageError, SettingsError, BackboneError, WeightsError) as err:
+        return _error(err, stderr)
+    except KeyboardInterrupt:
+        progress.warn("interrupted before the first step; nothing written")
+        return EXIT_INTERRUPTED
+    try:
+        return run(job, extractor, progress, started)
+    except (ImageError, SettingsError, BackboneError, WeightsError) as err:
+        return _error(err, stderr)
+    except (tf.errors.ResourceExhaustedError, MemoryError):
+        stderr.write(
+            f"{PROG}: error: out of memory at --size {job.settings.size}; choose a smaller "
+            "--size or --precision bfloat16\n"
+        )
+        return EXIT_FAILED
