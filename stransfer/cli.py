@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from .backbones import BACKBONE_NAMES, BackboneError, get_backbone
-from .features import PRECISIONS, RANDOM_WEIGHTS, FeatureExtractor, load_extractor
+from .features import PRECISIONS, FeatureExtractor, load_extractor
 from .images import ImageError, load_image, save_image
 from .optimize import StepEvent, plan_run, transfer
 from .settings import INITS, OPTIMIZERS, SettingsError, TransferSettings
@@ -479,19 +479,6 @@ def _make_folders(job: Job) -> None:
             raise UsageError(f"cannot create folder {folder}: {err.strerror or err}") from None
 
 
-def _extractor(settings: TransferSettings, weights: str | None) -> FeatureExtractor:
-    """Load the backbone; a user's weights file that does not fit becomes a WeightsError."""
-    try:
-        return load_extractor(settings.model, settings.precision, weights)
-    except (WeightsError, BackboneError, SettingsError):
-        raise
-    except (ValueError, OSError) as err:
-        if weights is None or weights == RANDOM_WEIGHTS:
-            raise
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise WeightsError(f"cannot load {weights} into {settings.model}: {first}") from err
-
-
 # --------------------------------------------------------------------------- progress
 
 
@@ -676,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(stderr, quiet=args.quiet)
     try:
         job = prepare(args)
-        extractor = _extractor(job.settings, args.weights)
+        extractor = load_extractor(job.settings.model, job.settings.precision, args.weights)
         if extractor.weights is not None:
             job.run_info["weights"] = str(extractor.weights)
         _make_folders(job)

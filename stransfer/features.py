@@ -14,8 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -67,25 +66,22 @@ def build_network(backbone: Backbone, precision: str, weights: Path | None) -> k
         finally:
             keras.config.set_dtype_policy(previous)
     if weights is not None:
-        network.load_weights(str(weights))
+        try:
+            network.load_weights(str(weights))
+        except (ValueError, OSError, KeyError) as error:
+            from .weights import WeightsError
+
+            raise WeightsError(
+                f"{Path(weights).name} does not fit {backbone.name} ({_first_line(error)}); "
+                f"use Keras' {backbone.keras_name} no-top weights file"
+            ) from error
     network.trainable = False
     return network
 
 
-@dataclass(frozen=True)
-class LayerWeights:
-    """Layers and their weights for one run: ``{layer: weight}`` for content and style."""
-
-    content: Mapping[str, float]
-    style: Mapping[str, float]
-
-    @property
-    def content_names(self) -> tuple[str, ...]:
-        return tuple(self.content)
-
-    @property
-    def style_names(self) -> tuple[str, ...]:
-        return tuple(self.style)
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:160] if text else type(error).__name__
 
 
 class FeatureExtractor:

@@ -153,7 +153,10 @@ def transfer(
     objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
     content_weights = np.array(list(settings.content_layers.values()), np.float32)
     style_weights = np.array(list(settings.style_layers.values()), np.float32)
-    mix = np.array([settings.content_weight, settings.style_weight, settings.tv_weight], np.float32)
+    with np.errstate(over="ignore"):  # weights beyond float32 become inf: caught as divergence
+        mix = np.array(
+            [settings.content_weight, settings.style_weight, settings.tv_weight], np.float32
+        )
     rng = np.random.default_rng(settings.seed)
     output_shape = plan.output_shape
     total_steps = sum(plan.steps)
