@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import ImageError, fit_long_side, resize_to
+from .images import ImageError, fit_long_side, resize_to, write_bytes_atomic
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 #: GIF delays are stored in centiseconds and most viewers treat anything under 20 ms as 100 ms.
@@ -239,22 +239,6 @@ def _encode_within(
             )
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write via a hidden temp file in the same folder and rename, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600 files; outputs should be shareable
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def write_animation(
     frames: Sequence[np.ndarray],
     path: str | os.PathLike,
@@ -292,7 +276,7 @@ def write_animation(
             "use a name ending in .gif (or .mp4)."
         )
     payload = _encode_within(frames, fps, hold_last, max_bytes, encoder)
-    _atomic_write(path, payload)
+    write_bytes_atomic(path, payload)
     return path
 
 

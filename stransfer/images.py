@@ -362,8 +362,7 @@ def save_image(
 ) -> Path:
     """Write ``image`` atomically as PNG (with ``metadata``) or JPEG (metadata ignored).
 
-    The bytes go to a hidden temp file in the same folder, are fsynced, then
-    renamed over the target, so readers never see a half-written image.
+    Written with ``write_bytes_atomic``, so readers never see a half-written image.
     """
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
@@ -380,6 +379,16 @@ def save_image(
         pil.save(buffer, format="JPEG", quality=95)
         payload = buffer.getvalue()
 
+    return write_bytes_atomic(path, payload)
+
+
+def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` atomically, creating missing parent folders.
+
+    The bytes go to a hidden temp file in the same folder, are fsynced, then renamed over the
+    target, so readers never see a half-written file and a crash leaves the old one intact.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

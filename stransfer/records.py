@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .images import MAX_BYTES, ImageError, read_png_metadata, save_image
+from .images import MAX_BYTES, ImageError, read_png_metadata, save_image, write_bytes_atomic
 
 if TYPE_CHECKING:
     from .settings import TransferSettings
@@ -216,21 +215,6 @@ def png_metadata(record: RunRecord) -> dict[str, str]:
     return {RECORD_KEY: record.to_json()}
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write via a hidden temp file in the same folder and rename, so readers never see half."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600 files; outputs should be shareable
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def save_result(image: np.ndarray, path: str | os.PathLike, record: RunRecord) -> tuple[Path, Path]:
     """Write ``image`` as PNG carrying ``record`` and a ``.json`` sidecar with the same stem.
 
@@ -249,7 +233,7 @@ def save_result(image: np.ndarray, path: str | os.PathLike, record: RunRecord) -
     text = record.to_json()
     save_image(image, path, {RECORD_KEY: text})  # creates the folder too
     sidecar = path.with_suffix(".json")
-    _atomic_write(sidecar, (text + "\n").encode("utf-8"))
+    write_bytes_atomic(sidecar, (text + "\n").encode("utf-8"))
     return path, sidecar
 
 
