@@ -8,6 +8,7 @@ saw holds the last image. Non-finite losses end the run with the last finite ima
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import color
 from .features import FeatureExtractor, Objective
 from .images import fit_long_side, resize_to
 from .optimizers import LBFGS, Adam, Optimizer
@@ -149,6 +151,7 @@ def transfer(
         raise SettingsError("give at least one style image a weight above zero")
 
     plan = plan_run(content.shape[:2], settings, extractor.backbone.min_side)
+    content, styles, present = _color_mode(settings.preserve_color, content, styles)
     assert settings.content_layers is not None and settings.style_layers is not None
     objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
     content_weights = np.array(list(settings.content_layers.values()), np.float32)
@@ -198,14 +201,26 @@ def transfer(
                 remaining = min(remaining, max(0.0, settings.max_seconds - (now - start)))
             total = step_losses["total"]
             first_total = total if first_total is None else first_total
+
+            event = functools.partial(
+                StepEvent,
+                step=step,
+                steps=total_steps,
+                scale=scale_index + 1,
+                scales=len(plan.shapes),
+                losses=step_losses,
+                elapsed=now - start,
+                seconds_per_step=per_step,
+            )
             problem = _divergence(result.finite, total, first_total)
             if problem:
-                yield StepEvent(
-                    step, total_steps, scale_index + 1, len(plan.shapes), step_losses,
-                    now - start, per_step, 0.0, _frame(best_image, output_shape), "diverged",
-                    f"{problem} at step {step}, so the run stopped and kept the best image so "
-                    "far; lower the learning rate or the loss weights",
-                )  # fmt: skip
+                yield event(
+                    eta=0.0,
+                    image=present(_frame(best_image, output_shape)),
+                    status="diverged",
+                    message=f"{problem} at step {step}, so the run stopped and kept the best "
+                    "image so far; lower the learning rate or the loss weights",
+                )
                 return
             if total < best_total:
                 best_image, best_total = result.evaluated, total
@@ -216,14 +231,42 @@ def transfer(
                 status, message = "time budget", f"stopped at the {settings.max_seconds:g} s budget"
             elif should_stop is not None and should_stop():
                 status, message = "stopped", f"stopped at step {step} of {total_steps}"
-            yield StepEvent(
-                step, total_steps, scale_index + 1, len(plan.shapes), step_losses,
-                now - start, per_step, remaining, _frame(image, output_shape), status, message,
-            )  # fmt: skip
+            yield event(
+                eta=0.0 if status != "running" else remaining,
+                image=present(_frame(image, output_shape)),
+                status=status,
+                message=message,
+            )
             if status != "running":
                 return
             if budget_end is not None and now - start >= budget_end:
                 break  # this scale's share of the time budget is spent: go finer
+
+
+def _color_mode(
+    mode: str, content: np.ndarray, styles: list[tuple[np.ndarray, float]]
+) -> tuple[np.ndarray, list[tuple[np.ndarray, float]], Callable[[np.ndarray], np.ndarray]]:
+    """Inputs for the network and a frame transform for colour preservation (Gatys 2016).
+
+    ``luminance``: the network sees only brightness (style brightness matched to the content's
+    mean and spread); each frame takes its brightness from the result and its colour from the
+    content. ``histogram``: the style images are recoloured to the content's palette.
+    """
+    if mode == "histogram":
+        return content, [(color.match_color_histogram(s, content), w) for s, w in styles], _same
+    if mode != "luminance":
+        return content, styles, _same
+    content_y = color.luminance_image(content)
+    styles_y = [(color.match_luminance(color.luminance_image(s), content_y), w) for s, w in styles]
+
+    def recolor(frame: np.ndarray) -> np.ndarray:
+        return color.combine_luminance(frame, resize_to(content, *frame.shape[:2]))
+
+    return content_y, styles_y, recolor
+
+
+def _same(frame: np.ndarray) -> np.ndarray:
+    return frame
 
 
 def _divergence(finite: bool, total: float, first_total: float) -> str:

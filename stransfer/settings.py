@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .backbones import DEFAULT_BACKBONE, get_backbone
+from .color import COLOR_MODES
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
@@ -42,6 +43,8 @@ class TransferSettings:
         scales: number of coarse-to-fine scales (1 = optimise at full size only).
         init: start from the ``content`` image, seeded ``noise``, or the ``style`` image.
         style_scale: style image size relative to the output (0.5 = finer strokes).
+        preserve_color: ``none``; ``luminance`` (stylise brightness only, keep the content's
+            colours); or ``histogram`` (recolour the style images to the content's palette first).
         seed: seeds noise initialisation; runs with equal settings and images repeat exactly.
         max_seconds: stop when this much time has passed (None: no budget).
     """
@@ -60,6 +63,7 @@ class TransferSettings:
     scales: int = 2
     init: str = "content"
     style_scale: float = 1.0
+    preserve_color: str = "none"
     seed: int = 0
     max_seconds: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -82,6 +86,11 @@ class TransferSettings:
             )
         if self.init not in INITS:
             raise SettingsError(f"init {self.init!r} is unknown; use one of: {', '.join(INITS)}")
+        if self.preserve_color not in COLOR_MODES:
+            raise SettingsError(
+                f"preserve_color {self.preserve_color!r} is unknown; "
+                f"use one of: {', '.join(COLOR_MODES)}"
+            )
         if self.precision not in ("auto", "float32", "bfloat16"):
             raise SettingsError(
                 f"precision {self.precision!r} is unknown; use auto, float32 or bfloat16"

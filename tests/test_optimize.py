@@ -146,3 +146,23 @@ def test_continue_from_an_image(vgg, content_img, style_img):
 def test_bad_settings_are_named(kw, match):
     with pytest.raises(ValueError, match=match):
         TransferSettings(**kw).validated()
+
+
+@pytest.mark.parametrize(("mode", "factor"), [("luminance", 3.0), ("histogram", 1.5)])
+def test_colour_preservation_keeps_the_content_colours(vgg, content_img, style_img, mode, factor):
+    """Luminance-only transfer keeps the content's chroma (>= 3x lower error); histogram
+    matching only moves the style's global palette, so local colour still comes through."""
+    from stransfer.color import mean_chroma_error
+
+    # a strongly coloured style (red/blue) on the test content, so colour transfer shows
+    style = style_img.copy()
+    style[..., 0] = 255 - style[..., 2] // 3
+    style[..., 1] //= 4
+
+    def chroma_error(preserve: str) -> float:
+        settings = small(steps=8, size=80, style_weight=100.0, preserve_color=preserve)
+        out = list(transfer(content_img, style, settings, vgg))[-1].image
+        return mean_chroma_error(out, resize_to(content_img, *out.shape[:2]))
+
+    off, on = chroma_error("none"), chroma_error(mode)
+    assert on * factor <= off, (on, off)
