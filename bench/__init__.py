@@ -1,0 +1,1 @@
+"""Benchmarks for Stransfer (not tests): run with ``python -m bench``."""
