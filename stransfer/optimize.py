@@ -167,6 +167,9 @@ def transfer(
     start = time.perf_counter()
     step = 0
     image: np.ndarray | None = None
+    coarse_content = content
+    # Started from the content, each finer scale gets back the detail the coarser one lacked.
+    keep_detail = settings.init == "content" and init_image is None
     for scale_index, (shape, scale_steps) in enumerate(zip(plan.shapes, plan.steps, strict=True)):
         content_at = resize_to(content, *shape).astype(np.float32)
         long_side = max(shape)
@@ -179,7 +182,10 @@ def transfer(
         if image is None:
             image = _initial_image(settings.init, content_at, styles[0][0], rng, init_image)
         else:
-            image = resize_to(np.clip(image, 0, 255).astype(np.uint8), *shape).astype(np.float32)
+            image = _enlarge(image, shape)
+            if keep_detail:
+                image = _add_detail(image, content_at, coarse_content)
+        coarse_content = content_at
         best_image, best_total, first_total = image, math.inf, None
 
         def evaluate(
@@ -304,6 +310,25 @@ def _initial_image(
     if init == "style":
         return resize_to(style, height, width).astype(np.float32)
     return content.copy()
+
+
+def _enlarge(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A coarser scale's result as the starting image at ``shape`` (float32)."""
+    return resize_to(np.clip(image, 0, 255).astype(np.uint8), *shape).astype(np.float32)
+
+
+def _add_detail(
+    image: np.ndarray, content_at: np.ndarray, coarse_content: np.ndarray
+) -> np.ndarray:
+    """Add the content detail that the coarse scale could not hold to an enlarged result.
+
+    ``content_at - enlarge(coarse_content)`` is what enlarging the coarse content loses, so a
+    run started from the content begins each finer scale at the full-size content plus the
+    changes made so far, rather than at a blurred copy: where nothing was changed (a style
+    strength of 0) the result is the content exactly.
+    """
+    detail = content_at - _enlarge(coarse_content, content_at.shape[:2])
+    return np.clip(image + detail, 0.0, 255.0).astype(np.float32)
 
 
 def _make_optimizer(settings: TransferSettings) -> Optimizer:
