@@ -50,10 +50,10 @@ class TransferSettings:
     """
 
     model: str = DEFAULT_BACKBONE
-    steps: int = 100
+    steps: int = 60
     size: int = 512
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float = 2.0
     tv_weight: float = 1.0
     content_layers: Mapping[str, float] | None = None
     style_layers: Mapping[str, float] | None = None
