@@ -11,13 +11,13 @@ Progress goes to stderr. Every problem with the arguments or the inputs is repor
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -25,20 +25,22 @@ from typing import Any, NoReturn, TextIO
 import numpy as np
 import tensorflow as tf
 
+from .animation import FrameRecorder, write_animation
 from .backbones import BACKBONE_NAMES, BackboneError, get_backbone
+from .color import COLOR_MODES
 from .features import PRECISIONS, FeatureExtractor, load_extractor
-from .images import ImageError, load_image, save_image
+from .images import ImageError, image_sha256, load_image, save_image
 from .optimize import StepEvent, plan_run, transfer
+from .records import RECORD_KEY, RunRecord, png_metadata, save_result, save_sidecar
 from .settings import INITS, OPTIMIZERS, SettingsError, TransferSettings
+from .strength import strength_extra, strength_to_weights
 from .weights import INSTALL_CMD, WeightsError
 
 PROG = "stransfer"
-#: Output file types the CLI writes (PNG keeps the settings in its metadata).
+#: Output file types the CLI writes (PNG keeps the run record in its metadata).
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
-#: PNG text chunk holding the run's settings as JSON (``TransferSettings.from_dict`` reads it).
-METADATA_KEY = "stransfer"
-#: PNG text chunk with what the settings do not say: inputs, blend weights, how the run ended.
-RUN_METADATA_KEY = "stransfer-run"
+#: Animation file types for --save-animation (MP4 needs imageio-ffmpeg).
+ANIMATION_SUFFIXES = (".gif", ".mp4")
 
 EXIT_OK = 0  # done, or stopped at the --max-seconds budget
 EXIT_FAILED = 1  # the loss diverged, memory ran out, or the output could not be written
@@ -106,6 +108,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 100.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage from 0 to 100")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -134,8 +146,10 @@ _EPILOG = f"""\
 examples:
   {PROG} photo.jpg starry_night.jpg -o out/photo_starry.png
   {PROG} photo.jpg monet.jpg hokusai.jpg --style-weights 2 1 -o blend.png
+  {PROG} photo.jpg art.png -o soft.png --strength 60 --preserve-color luminance
   {PROG} photo.jpg art.png -o out.png --steps 300 --size 768 \\
-      --style-layers block1_conv1:2 block3_conv1 --save-every 25 frames
+      --style-layers block1_conv1:2 block3_conv1 --save-every 25 frames \\
+      --save-animation out.gif
 
 notes:
   Options that take several values (--content-layers, --style-layers,
@@ -144,12 +158,15 @@ notes:
   ImageNet weights are looked up in Keras' cache (~/.keras/models), then, for
   VGG19, in the offline copy made by
   `{INSTALL_CMD}`, and downloaded as a last resort.
-  A PNG output keeps the settings as JSON in its "{METADATA_KEY}" text chunk.
+  Every result carries a run record (settings, hashes of the input images,
+  style weights, steps done, final losses, time, versions): as JSON in the
+  "{RECORD_KEY}" text chunk of a PNG, and in OUT.json next to OUT. The app's
+  "Load settings" restores a run from either file.
 
 exit status:
   0    done, or stopped at --max-seconds
   1    the loss diverged (the last good image is written), out of memory,
-       or OUT could not be written
+       or OUT (or the animation) could not be written
   2    bad arguments, images, layers or weights
   130  interrupted by Ctrl-C (the last image is written)"""
 
@@ -181,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="OUT",
         required=True,
-        help="result file ending in .png (settings kept in its metadata), .jpg or .jpeg; "
-        "missing folders are created; required",
+        help="result file ending in .png (the run record is kept in its metadata), .jpg or "
+        ".jpeg; the record is also written to OUT.json; missing folders are created; required",
     )
 
     net = parser.add_argument_group("network and losses")
@@ -214,14 +231,32 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=d.style_weight,
         metavar="W",
-        help="weight of the style loss, beta (default: %(default)s)",
+        help="weight of the style loss, beta, at --strength 100 (default: %(default)s)",
     )
     net.add_argument(
         "--tv-weight",
         type=float,
         default=d.tv_weight,
         metavar="W",
-        help="weight of the total-variation loss; higher is smoother (default: %(default)s)",
+        help="weight of the total-variation loss at --strength 100; higher is smoother "
+        "(default: %(default)s)",
+    )
+    net.add_argument(
+        "--strength",
+        type=_percent,
+        default=100.0,
+        metavar="PCT",
+        help="style strength in percent, 0 to 100: scales --style-weight and --tv-weight "
+        "together on a logarithmic curve (each third of the range is a factor of 10); 0 "
+        "returns CONTENT unchanged (default: %(default)g)",
+    )
+    net.add_argument(
+        "--preserve-color",
+        choices=COLOR_MODES,
+        default=d.preserve_color,
+        help="keep CONTENT's colours: 'luminance' applies the style to brightness only and "
+        "keeps CONTENT's colours; 'histogram' recolours the STYLE images to CONTENT's palette "
+        "first; 'none' takes the style's colours (default: %(default)s)",
     )
     net.add_argument(
         "--content-layers",
@@ -335,7 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         metavar=("N", "DIR"),
         default=None,
-        help="also write the image every N steps to DIR/step_00010.png etc. (default: off)",
+        help="also write the image every N steps to DIR/step_00010.png etc., each with the "
+        "run record so far (default: off)",
+    )
+    out.add_argument(
+        "--save-animation",
+        metavar="PATH",
+        default=None,
+        help="also write the run's evolution as a looping animation to PATH, ending in .gif, "
+        "or .mp4 (needs imageio-ffmpeg); at most 60 evenly spaced frames, under 10 MB "
+        "(default: off)",
     )
     out.add_argument(
         "-q",
@@ -365,8 +409,26 @@ class Job:
     output: Path
     save_every: int | None
     save_dir: Path | None
-    run_info: dict[str, Any]
+    animation: Path | None
+    #: The run record's ``extra``: input names, strength, colour mode, weights file.
+    extra: dict[str, Any]
     notices: tuple[str, ...]
+    content_sha256: str = ""
+    style_sha256: list[str] = field(default_factory=list)
+
+    def record(self, event: StepEvent, precision: str, seconds: float) -> RunRecord:
+        """The run record of the image in ``event``: everything needed to reproduce it."""
+        return RunRecord(
+            settings=self.settings.to_dict(),
+            precision=precision,
+            content_sha256=self.content_sha256,
+            style_sha256=self.style_sha256,
+            style_weights=[weight for _, weight in self.styles],
+            steps_done=event.step,
+            final_losses=dict(event.losses),
+            seconds=round(seconds, 3),
+            extra={**self.extra, "status": event.status, "steps_planned": event.steps},
+        )
 
 
 def _layers(specs: Sequence[tuple[str, float]] | None, option: str) -> dict[str, float] | None:
@@ -392,6 +454,27 @@ def _check_output(text: str) -> Path:
             f"for example -o {output.with_suffix('.png')}"
         )
     return output
+
+
+def _check_animation(text: str | None) -> Path | None:
+    if text is None:
+        return None
+    path = Path(text).expanduser()
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix not in ANIMATION_SUFFIXES:
+        raise UsageError(
+            f"--save-animation {text} must be a file name ending in .gif or .mp4, "
+            f"for example --save-animation {path.with_suffix('.gif')}"
+        )
+    if suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401  (only checking that it is there)
+        except ImportError:
+            raise UsageError(
+                f"--save-animation {text}: MP4 needs the imageio-ffmpeg package "
+                "(pip install imageio-ffmpeg); or use a name ending in .gif"
+            ) from None
+    return path
 
 
 def _save_every(values: Sequence[str] | None) -> tuple[int | None, Path | None]:
@@ -427,21 +510,21 @@ def _style_weights(weights: Sequence[float] | None, count: int) -> list[float]:
     return list(weights)
 
 
-def prepare(args: argparse.Namespace) -> Job:
-    """Check the arguments and load the images: everything that can fail fast, before the model.
-
-    Raises UsageError, SettingsError, BackboneError or ImageError.
-    """
-    output = _check_output(args.output)
-    save_every, save_dir = _save_every(args.save_every)
-    blend = _style_weights(args.style_weights, len(args.styles))
-    settings = TransferSettings(
+def _settings(args: argparse.Namespace) -> TransferSettings:
+    """The validated settings; --strength scales --style-weight and --tv-weight."""
+    try:
+        style_weight, tv_weight = strength_to_weights(
+            args.strength, style_weight=args.style_weight, tv_weight=args.tv_weight
+        )
+    except ValueError as err:  # a negative or non-finite weight; the message names it
+        raise SettingsError(str(err)) from None
+    return TransferSettings(
         model=args.model,
         steps=args.steps,
         size=args.size,
         content_weight=args.content_weight,
-        style_weight=args.style_weight,
-        tv_weight=args.tv_weight,
+        style_weight=style_weight,
+        tv_weight=tv_weight,
         content_layers=_layers(args.content_layers, "--content-layers"),
         style_layers=_layers(args.style_layers, "--style-layers"),
         optimizer=args.optimizer,
@@ -450,27 +533,57 @@ def prepare(args: argparse.Namespace) -> Job:
         scales=args.scales,
         init=args.init,
         style_scale=args.style_scale,
+        preserve_color=args.preserve_color,
         seed=args.seed,
         max_seconds=args.max_seconds,
     ).validated()
+
+
+def _record_extra(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        **strength_extra(args.strength, style_weight=args.style_weight, tv_weight=args.tv_weight),
+        "preserve_color": args.preserve_color,
+        "content": str(args.content),
+        "styles": [str(path) for path in args.styles],
+        "weights": args.weights,  # None: ImageNet weights, recorded once resolved
+    }
+
+
+def prepare(args: argparse.Namespace) -> Job:
+    """Check the arguments and load the images: everything that can fail fast, before the model.
+
+    Raises UsageError, SettingsError, BackboneError or ImageError.
+    """
+    output = _check_output(args.output)
+    save_every, save_dir = _save_every(args.save_every)
+    animation = _check_animation(args.save_animation)
+    blend = _style_weights(args.style_weights, len(args.styles))
+    settings = _settings(args)
     content = load_image(args.content, name=f"content image {Path(args.content).name}")
     styles = [
         (load_image(path, name=f"style image {Path(path).name}"), weight)
         for path, weight in zip(args.styles, blend, strict=True)
     ]
     plan = plan_run(content.shape[:2], settings, get_backbone(settings.model).min_side)
-    run_info = {
-        "content": str(args.content),
-        "styles": [str(path) for path in args.styles],
-        "style_weights": blend,
-        "weights": args.weights,  # None: ImageNet weights, recorded once resolved
-    }
-    return Job(settings, content, styles, output, save_every, save_dir, run_info, plan.notices)
+    return Job(
+        settings,
+        content,
+        styles,
+        output,
+        save_every,
+        save_dir,
+        animation,
+        _record_extra(args),
+        plan.notices,
+        content_sha256=image_sha256(content),
+        style_sha256=[image_sha256(image) for image, _ in styles],
+    )
 
 
 def _make_folders(job: Job) -> None:
     """Create the output's folder (and the snapshot folder); UsageError if that fails."""
-    for folder in (job.output.parent, job.save_dir):
+    animation_dir = job.animation.parent if job.animation is not None else None
+    for folder in (job.output.parent, job.save_dir, animation_dir):
         if folder is None:
             continue
         try:
@@ -552,62 +665,80 @@ class Progress:
 # --------------------------------------------------------------------------- running
 
 
-def _png_metadata(job: Job, event: StepEvent, precision: str, elapsed: float) -> dict[str, str]:
-    run = {
-        **job.run_info,
-        "precision_used": precision,
-        "step": event.step,
-        "steps": event.steps,
-        "status": event.status,
-        "seconds": round(elapsed, 3),
-    }
-    return {
-        METADATA_KEY: json.dumps(job.settings.to_dict(), sort_keys=True),
-        RUN_METADATA_KEY: json.dumps(run, sort_keys=True),
-    }
+class WriteError(Exception):
+    """A result file could not be written; the message names the file and says why."""
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as err:
+        raise WriteError(f"cannot write {path}: {err.strerror or err}") from None
+    except ImageError as err:
+        raise WriteError(f"cannot write {path}: {err}") from None
+
+
+class Writer:
+    """Writes what a run makes, every image carrying its run record: a snapshot every
+    --save-every steps, frames for --save-animation, and at the end OUT, its JSON sidecar and
+    the animation."""
+
+    def __init__(self, job: Job, precision: str, started: float, progress: Progress) -> None:
+        self.job, self.precision, self.started, self.progress = job, precision, started, progress
+        self.save_every = job.save_every if job.save_dir is not None else None
+        self.frames = FrameRecorder() if job.animation is not None else None
+
+    def record(self, event: StepEvent) -> RunRecord:
+        return self.job.record(event, self.precision, time.perf_counter() - self.started)
+
+    def step(self, event: StepEvent) -> None:
+        """Keep the step's frame for the animation and write a snapshot when one is due."""
+        if self.frames is not None:
+            self.frames.add(event.image)
+        if self.save_every and event.step % self.save_every == 0:
+            self._snapshot(event)
+
+    def _snapshot(self, event: StepEvent) -> None:
+        assert self.job.save_dir is not None
+        path = self.job.save_dir / f"step_{event.step:05d}.png"
+        try:
+            save_image(event.image, path, png_metadata(self.record(event)))
+        except OSError as err:
+            self.progress.warn(
+                f"{PROG}: warning: cannot write {path} ({err.strerror or err}); "
+                "no more snapshots will be saved"
+            )
+            self.save_every = None
+
+    def result(self, event: StepEvent) -> None:
+        """Write OUT and OUT.json, then the animation; raises WriteError."""
+        record, output = self.record(event), self.job.output
+        with _writing(output):
+            if output.suffix.lower() == ".png":
+                save_result(event.image, output, record)
+            else:  # JPEG cannot carry the record: the sidecar alone does
+                save_image(event.image, output)
+                save_sidecar(output, record)
+        if self.frames is not None and self.job.animation is not None:
+            with _writing(self.job.animation):
+                write_animation(self.frames.frames, self.job.animation)
 
 
 def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: float) -> int:
     """Optimise, save snapshots and the result, and return the exit status."""
     for notice in job.notices:
         progress.info(f"{PROG}: note: {notice}")
-
-    def write(event: StepEvent, path: Path) -> None:
-        meta = _png_metadata(job, event, extractor.precision, time.perf_counter() - started)
-        save_image(event.image, path, meta)
-
+    writer = Writer(job, extractor.precision, started, progress)
     last: StepEvent | None = None
-    save_every = job.save_every
     events = transfer(job.content, job.styles, job.settings, extractor)
     try:
         for event in events:
             last = event
             progress.step(event)
-            if save_every and job.save_dir is not None and event.step % save_every == 0:
-                snapshot = job.save_dir / f"step_{event.step:05d}.png"
-                try:
-                    write(event, snapshot)
-                except OSError as err:
-                    progress.warn(
-                        f"{PROG}: warning: cannot write {snapshot} ({err.strerror or err}); "
-                        "no more snapshots will be saved"
-                    )
-                    save_every = None
+            writer.step(event)
     except KeyboardInterrupt:
-        if last is None:
-            progress.warn("interrupted before the first step; nothing written")
-            return EXIT_INTERRUPTED
-        last = replace(last, status="interrupted")
-        try:
-            write(last, job.output)
-        except KeyboardInterrupt:
-            progress.warn(f"interrupted again while writing; {job.output} not written")
-            return EXIT_INTERRUPTED
-        except OSError as err:
-            progress.warn(f"{PROG}: error: cannot write {job.output}: {err.strerror or err}")
-            return EXIT_INTERRUPTED
-        progress.warn(f"interrupted at step {last.step}; wrote {job.output}")
-        return EXIT_INTERRUPTED
+        return _write_interrupted(writer, last, progress)
     finally:
         events.close()
 
@@ -615,13 +746,37 @@ def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: floa
         progress.warn(f"{PROG}: error: the run produced no image; nothing written")
         return EXIT_FAILED
     try:
-        write(last, job.output)
+        writer.result(last)
     except KeyboardInterrupt:
-        progress.warn(f"interrupted while writing; {job.output} not written")
+        progress.warn(f"interrupted while writing; {job.output} may not be written")
         return EXIT_INTERRUPTED
-    except OSError as err:
-        progress.warn(f"{PROG}: error: cannot write {job.output}: {err.strerror or err}")
+    except WriteError as err:
+        progress.warn(f"{PROG}: error: {err}")
         return EXIT_FAILED
+    return _report(job, last, progress, started)
+
+
+def _write_interrupted(writer: Writer, last: StepEvent | None, progress: Progress) -> int:
+    """After Ctrl-C: write the last image (and animation) if there is one."""
+    output = writer.job.output
+    if last is None:
+        progress.warn("interrupted before the first step; nothing written")
+        return EXIT_INTERRUPTED
+    last = replace(last, status="interrupted")
+    try:
+        writer.result(last)
+    except KeyboardInterrupt:
+        progress.warn(f"interrupted again while writing; {output} may not be written")
+        return EXIT_INTERRUPTED
+    except WriteError as err:
+        progress.warn(f"{PROG}: error: {err}")
+        return EXIT_INTERRUPTED
+    progress.warn(f"interrupted at step {last.step}; wrote {output}")
+    return EXIT_INTERRUPTED
+
+
+def _report(job: Job, last: StepEvent, progress: Progress, started: float) -> int:
+    """Say how the run ended and what was written; return the exit status."""
     height, width = last.image.shape[:2]
     total = format_duration(time.perf_counter() - started)
     if last.status == "diverged":
@@ -629,6 +784,8 @@ def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: floa
         return EXIT_FAILED
     if last.status in ("time budget", "stopped"):
         progress.info(f"{last.message} (step {last.step}/{last.steps})")
+    if job.animation is not None:
+        progress.info(f"wrote {job.animation}")
     progress.info(f"wrote {job.output} ({width}x{height}) in {total}")
     return EXIT_OK
 
@@ -665,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
         job = prepare(args)
         extractor = load_extractor(job.settings.model, job.settings.precision, args.weights)
         if extractor.weights is not None:
-            job.run_info["weights"] = str(extractor.weights)
+            job.extra["weights"] = str(extractor.weights)
         _make_folders(job)
     except (UsageError, ImageError, SettingsError, BackboneError, WeightsError) as err:
         return _error(err, stderr)

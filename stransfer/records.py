@@ -230,11 +230,19 @@ def save_result(image: np.ndarray, path: str | os.PathLike, record: RunRecord) -
             f"Cannot save {path.name} with its settings: use a name ending in .png "
             "(other formats cannot carry them)."
         )
-    text = record.to_json()
-    save_image(image, path, {RECORD_KEY: text})  # creates the folder too
-    sidecar = path.with_suffix(".json")
-    write_bytes_atomic(sidecar, (text + "\n").encode("utf-8"))
-    return path, sidecar
+    save_image(image, path, png_metadata(record))  # creates the folder too
+    return path, save_sidecar(path, record)
+
+
+def save_sidecar(path: str | os.PathLike, record: RunRecord) -> Path:
+    """Write ``record`` atomically as the ``.json`` sidecar of the image at ``path``.
+
+    For images that cannot carry it themselves (JPEG); :func:`save_result` calls it for PNGs.
+    Returns the sidecar's path (``path`` with the suffix ``.json``).
+    """
+    sidecar = Path(path).with_suffix(".json")
+    write_bytes_atomic(sidecar, (record.to_json() + "\n").encode("utf-8"))
+    return sidecar
 
 
 def _read(source: str | os.PathLike | bytes) -> tuple[bytes, str, str]:

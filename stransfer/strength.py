@@ -22,6 +22,7 @@ fixed TV weight would blur the content instead.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 #: Decades of style/content ratio that the slider spans from just above 0 % to 100 %.
@@ -91,3 +92,30 @@ def weights_to_strength(style_weight: float, default_style_weight: float) -> flo
         return 0.0
     strength = 100.0 * (1.0 + math.log10(style_weight / default) / DECADES)
     return min(100.0, max(0.0, strength))
+
+
+#: Keys of a run record's ``extra`` that hold the strength and the weights it scaled.
+STRENGTH_KEYS = ("strength", "style_weight_at_100", "tv_weight_at_100")
+
+
+def strength_extra(strength: float, *, style_weight: float, tv_weight: float) -> dict[str, float]:
+    """What a run record keeps to restore the strength control: the strength in percent and
+    the style and TV weights at 100 % (the settings hold the scaled weights)."""
+    return dict(zip(STRENGTH_KEYS, (strength, style_weight, tv_weight), strict=True))
+
+
+def strength_from_extra(
+    extra: Mapping[str, Any], *, style_weight: float, tv_weight: float
+) -> tuple[float, float, float]:
+    """``(strength, style_weight_at_100, tv_weight_at_100)`` from a run record's ``extra``.
+
+    ``style_weight`` and ``tv_weight`` are the record's (scaled) settings: a record without a
+    valid strength (older, or written by other tools) restores as 100 % of those weights.
+    """
+    try:
+        strength = _check_strength(extra[STRENGTH_KEYS[0]])
+        full_style = _check_weight("style_weight", extra[STRENGTH_KEYS[1]])
+        full_tv = _check_weight("tv_weight", extra[STRENGTH_KEYS[2]])
+    except (KeyError, ValueError):
+        return 100.0, style_weight, tv_weight
+    return strength, full_style, full_tv

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
@@ -12,11 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import _smooth_image
 from PIL import Image
 
-from stransfer import cli
+from stransfer import cli, transfer
+from stransfer.color import mean_chroma_error
+from stransfer.features import load_extractor
+from stransfer.images import image_sha256, load_image, resize_to
 from stransfer.optimize import StepEvent
+from stransfer.records import RunRecord, load_record, settings_from_record
 from stransfer.settings import TransferSettings
+from stransfer.strength import strength_to_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 # Untrained weights and tiny images keep every run to a second or two.
@@ -44,11 +49,15 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str
     return code, captured.out, captured.err
 
 
-def png_text(path: Path) -> dict[str, str]:
+def png_record(path: Path) -> RunRecord:
+    """The run record in a PNG's metadata, checked to equal its JSON sidecar's (where one is)."""
     with Image.open(path) as im:
         assert im.format == "PNG"
-        im.load()
-        return dict(im.text)
+    record = load_record(path)
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists():
+        assert load_record(sidecar) == record
+    return record
 
 
 # --------------------------------------------------------------------------- runs
@@ -62,20 +71,20 @@ def test_run_writes_png_keeping_aspect_and_settings(images, tmp_path, capsys):
     with Image.open(out) as im:
         assert im.format == "PNG" and im.mode == "RGB"
         assert im.size == (64, 32)  # content is 120x60: long side 64, aspect 2:1 kept
-    text = png_text(out)
-    settings = TransferSettings.from_dict(json.loads(text[cli.METADATA_KEY]))
+    record = png_record(out)
+    settings = TransferSettings.from_dict(record.settings)
     assert settings == replace(
         TransferSettings(steps=2, size=64, precision="float32"),
         content_layers=settings.content_layers,
         style_layers=settings.style_layers,
     )
     assert settings.style_layers  # the resolved defaults are recorded, not None
-    run_info = json.loads(text[cli.RUN_METADATA_KEY])
-    assert run_info["status"] == "done" and run_info["step"] == 2
-    assert run_info["weights"] == "random"
+    assert (record.extra["status"], record.steps_done, record.precision) == ("done", 2, "float32")
+    assert record.extra["weights"] == "random"
     assert "step 2/2" in err and "total=" in err and "ETA" in err
     assert f"wrote {out}" in err.splitlines()[-1]
-    assert not [p for p in out.parent.iterdir() if p.name != "out.png"]  # no temp files left
+    # the sidecar, and no temp files left
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out.json", "out.png"]
 
 
 def test_save_every_writes_intermediate_images(images, tmp_path, capsys):
@@ -87,11 +96,15 @@ def test_save_every_writes_intermediate_images(images, tmp_path, capsys):
     assert code == 0, err
     assert sorted(p.name for p in snaps.iterdir()) == ["step_00002.png", "step_00004.png"]
     for snap in snaps.iterdir():
-        assert json.loads(png_text(snap)[cli.METADATA_KEY])["steps"] == 4
+        record = png_record(snap)
+        assert record.settings["steps"] == 4
+        assert record.steps_done == int(snap.stem.split("_")[1])
         with Image.open(snap) as im:
             assert im.size == (64, 32)
     with Image.open(out) as im:
         assert im.format == "JPEG" and im.size == (64, 32)
+    record = load_record(tmp_path / "out.json")  # a JPEG cannot carry it: the sidecar does
+    assert (record.steps_done, record.settings["steps"]) == (4, 4)
 
 
 def test_two_styles_blended_with_weights(images, tmp_path, capsys):
@@ -102,9 +115,10 @@ def test_two_styles_blended_with_weights(images, tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, err
     assert err == ""  # --quiet
-    run_info = json.loads(png_text(out)[cli.RUN_METADATA_KEY])
-    assert run_info["style_weights"] == [1.0, 0.0]
-    assert run_info["styles"] == [str(images["style"]), str(images["style2"])]
+    record = png_record(out)
+    assert record.style_weights == [1.0, 0.0]
+    assert record.extra["styles"] == [str(images["style"]), str(images["style2"])]
+    assert len(record.style_sha256) == 2
 
 
 def test_layer_weights_and_options_reach_the_settings(images, tmp_path, capsys):
@@ -116,12 +130,114 @@ def test_layer_weights_and_options_reach_the_settings(images, tmp_path, capsys):
         "--content-layers", "block4_conv2:0.5", "--style-layers", "block1_conv1:2", "block2_conv1",
     )  # fmt: skip
     assert code == 0, err
-    data = json.loads(png_text(out)[cli.METADATA_KEY])
+    data = png_record(out).settings
     assert data["model"] == "VGG19"
     assert (data["optimizer"], data["learning_rate"], data["init"]) == ("adam", 2.0, "noise")
     assert (data["seed"], data["scales"], data["style_scale"], data["tv_weight"]) == (7, 1, 0.5, 0)
     assert data["content_layers"] == {"block4_conv2": 0.5}
     assert data["style_layers"] == {"block1_conv1": 2.0, "block2_conv1": 1.0}
+
+
+# --------------------------------------------------------------------------- creative controls
+
+
+def colourful(path: Path, seed: int, height: int, width: int) -> Path:
+    Image.fromarray(_smooth_image(seed, height, width)).save(path)
+    return path
+
+
+def test_strength_scales_the_weights_and_zero_keeps_the_content(images, tmp_path, capsys):
+    half, zero = tmp_path / "half.png", tmp_path / "zero.png"
+    for out, strength in ((half, "50"), (zero, "0")):
+        code, _, err = run_cli(
+            capsys, images["content"], images["style"], "-o", out, *FAST,
+            "--strength", strength, "--style-weight", "20", "--tv-weight", "2",
+        )  # fmt: skip
+        assert code == 0, err
+    record = png_record(half)
+    expected = strength_to_weights(50, style_weight=20, tv_weight=2)
+    assert (record.settings["style_weight"], record.settings["tv_weight"]) == expected
+    assert record.extra["strength"] == 50
+    assert (record.extra["style_weight_at_100"], record.extra["tv_weight_at_100"]) == (20, 2)
+    with Image.open(zero) as im:
+        result = np.asarray(im.convert("RGB")).astype(int)
+    content = resize_to(load_image(images["content"]), *result.shape[:2]).astype(int)
+    assert np.abs(result - content).max() <= 1
+
+
+def test_preserve_colour_luminance_keeps_the_content_colours(tmp_path, capsys):
+    content = colourful(tmp_path / "content.png", 0, 60, 90)
+    style_pixels = np.asarray(Image.open(colourful(tmp_path / "s.png", 1, 80, 80))).copy()
+    style_pixels[..., 0] = 255 - style_pixels[..., 2] // 3  # strongly red/blue
+    style_pixels[..., 1] //= 4
+    style = tmp_path / "style.png"
+    Image.fromarray(style_pixels).save(style)
+    errors = {}
+    for mode in ("none", "luminance"):
+        out = tmp_path / f"{mode}.png"
+        code, _, err = run_cli(
+            capsys, content, style, "-o", out, *FAST, "--steps", "8", "--size", "80",
+            "--scales", "1", "--style-weight", "100", "--preserve-color", mode,
+        )  # fmt: skip
+        assert code == 0, err
+        assert png_record(out).settings["preserve_color"] == mode
+        result = load_image(out)
+        errors[mode] = mean_chroma_error(result, resize_to(load_image(content), *result.shape[:2]))
+    assert errors["luminance"] * 3 <= errors["none"], errors
+
+
+def test_save_animation_writes_a_looping_gif(images, tmp_path, capsys):
+    out, gif = tmp_path / "out.png", tmp_path / "anim" / "run.gif"  # the folder is created
+    code, _, err = run_cli(
+        capsys, images["content"], images["style"], "-o", out, *FAST, "--steps", "6",
+        "--save-animation", gif,
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"wrote {gif}" in err
+    assert 0 < gif.stat().st_size < 10 * 1024 * 1024
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 6 and im.size == (64, 32)
+        assert im.info.get("loop") == 0
+
+
+def test_record_restores_the_settings_and_reproduces_the_image(images, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(
+        capsys, images["content"], images["style"], images["style2"], "-o", out, *FAST,
+        "--style-weights", "3", "1", "--strength", "40", "--preserve-color", "histogram",
+        "--init", "style", "--style-scale", "0.5", "--seed", "3", "--scales", "1",
+        "--style-layers", "block1_conv1:2", "block2_conv1",
+    )  # fmt: skip
+    assert code == 0, err
+    from_png, from_json = load_record(out), load_record(out.with_suffix(".json"))
+    assert from_png == from_json
+    settings = settings_from_record(from_png)
+    assert settings == settings_from_record(from_json) == settings.validated()
+    defaults = TransferSettings()
+    style_weight, tv_weight = strength_to_weights(
+        40, style_weight=defaults.style_weight, tv_weight=defaults.tv_weight
+    )
+    assert settings == replace(
+        TransferSettings(
+            steps=2, size=64, precision="float32", style_weight=style_weight,
+            tv_weight=tv_weight, preserve_color="histogram", init="style", style_scale=0.5,
+            seed=3, scales=1, style_layers={"block1_conv1": 2.0, "block2_conv1": 1.0},
+        ),
+        content_layers=settings.content_layers,
+    )  # fmt: skip
+    content = load_image(images["content"])
+    styles = [load_image(images["style"]), load_image(images["style2"])]
+    assert from_png.content_sha256 == image_sha256(content)
+    assert from_png.style_sha256 == [image_sha256(s) for s in styles]
+    assert from_png.style_weights == [3.0, 1.0]
+    assert from_png.steps_done == 2 and from_png.seconds > 0
+    assert set(from_png.final_losses) == {"total", "content", "style", "tv"}
+    assert from_png.extra["preserve_color"] == "histogram" and from_png.extra["strength"] == 40
+    # The record is enough to repeat the run exactly.
+    vgg = load_extractor(settings.model, from_png.precision, "random")
+    blend = list(zip(styles, from_png.style_weights, strict=True))
+    again = list(transfer(content, blend, settings, vgg))[-1].image
+    np.testing.assert_array_equal(again, load_image(out))
 
 
 # --------------------------------------------------------------------------- bad input
@@ -161,6 +277,22 @@ BAD_ARGUMENTS = {
         "does not exist",
     ),
     "no output": (["{content}", "{style}"], "-o/--output"),
+    "strength above 100": (
+        ["{content}", "{style}", "-o", "{out}", "--strength", "150"],
+        "percentage from 0 to 100",
+    ),
+    "negative style weight": (
+        ["{content}", "{style}", "-o", "{out}", "--style-weight", "-1"],
+        "--style-weight must be",
+    ),
+    "unknown colour mode": (
+        ["{content}", "{style}", "-o", "{out}", "--preserve-color", "sepia"],
+        "invalid choice: 'sepia'",
+    ),
+    "bad animation suffix": (
+        ["{content}", "{style}", "-o", "{out}", "--save-animation", "{folder}/a.avi"],
+        ".gif or .mp4",
+    ),
 }
 
 
@@ -218,7 +350,7 @@ def test_ctrl_c_writes_last_image_and_exits_130(images, tmp_path, capsys, monkey
     with Image.open(out) as im:
         im.load()
         assert im.size == (64, 32)
-    assert json.loads(png_text(out)[cli.RUN_METADATA_KEY])["status"] == "interrupted"
+    assert png_record(out).extra["status"] == "interrupted"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -261,7 +393,7 @@ def test_early_endings_write_the_image(
     got, _, err = run_cli(capsys, images["content"], images["style"], "-o", out, *FAST)
     assert got == code
     assert message in err
-    assert json.loads(png_text(out)[cli.RUN_METADATA_KEY])["status"] == status
+    assert png_record(out).extra["status"] == status
 
 
 # --------------------------------------------------------------------------- progress
@@ -320,7 +452,7 @@ def test_defaults_come_from_transfer_settings():
     defaults = TransferSettings()
     for name in ("model", "steps", "size", "content_weight", "style_weight", "tv_weight",
                  "optimizer", "learning_rate", "precision", "scales", "init", "style_scale",
-                 "seed", "max_seconds"):  # fmt: skip
+                 "preserve_color", "seed", "max_seconds"):  # fmt: skip
         assert getattr(args, name) == getattr(defaults, name), name
 
 
@@ -336,6 +468,7 @@ def test_python_m_stransfer_help():
                    "--tv-weight", "--content-layers", "--style-layers", "--style-weights",
                    "--optimizer", "--learning-rate", "--precision", "--scales", "--init",
                    "--style-scale", "--seed", "--max-seconds", "--weights", "--save-every",
-                   "--quiet", "examples:"):  # fmt: skip
+                   "--strength", "--preserve-color", "--save-animation", "--quiet",
+                   "examples:"):  # fmt: skip
         assert option in proc.stdout, option
     assert "Traceback" not in proc.stderr

@@ -5,7 +5,13 @@ import math
 
 import pytest
 
-from stransfer.strength import DECADES, strength_to_weights, weights_to_strength
+from stransfer.strength import (
+    DECADES,
+    strength_extra,
+    strength_from_extra,
+    strength_to_weights,
+    weights_to_strength,
+)
 
 STYLE, TV = 10.0, 1.0
 
@@ -62,3 +68,11 @@ def test_bad_weights() -> None:
         strength_to_weights(50, style_weight=STYLE, tv_weight=-1.0)
     with pytest.raises(ValueError, match="style_weight"):
         strength_to_weights(50, style_weight=math.nan, tv_weight=TV)
+
+
+def test_record_extra_round_trip() -> None:
+    extra = strength_extra(40.0, style_weight=STYLE, tv_weight=TV)
+    assert strength_from_extra(extra, style_weight=0.1, tv_weight=0.01) == (40.0, STYLE, TV)
+    # No (or a broken) strength in the record: 100 % of the recorded weights.
+    for broken in ({}, {**extra, "strength": 250}, {**extra, "tv_weight_at_100": "x"}):
+        assert strength_from_extra(broken, style_weight=0.1, tv_weight=0.01) == (100.0, 0.1, 0.01)
