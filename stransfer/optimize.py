@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import color
+from .backbones import Backbone
 from .features import FeatureExtractor, Objective
 from .images import fit_long_side, resize_to
 from .optimizers import LBFGS, Adam, Optimizer
@@ -175,7 +176,7 @@ def transfer(
         long_side = max(shape)
         targets_c = objective.content_targets(content_at) if objective.content_layers else ()
         targets_s = (
-            _style_targets(objective, styles, long_side, settings.style_scale)
+            _style_targets(objective, styles, long_side, settings.style_scale, extractor.backbone)
             if objective.style_layers
             else ()
         )
@@ -289,10 +290,29 @@ def _style_targets(
     styles: Sequence[tuple[np.ndarray, float]],
     long_side: int,
     style_scale: float,
+    backbone: Backbone,
 ) -> tuple:
     side = max(16, round(long_side * style_scale))
-    images = [fit_long_side(image, side).astype(np.float32) for image, _ in styles]
+    images = [_style_at(image, side, backbone).astype(np.float32) for image, _ in styles]
     return objective.blended_style_grams(images, [w for _, w in styles])
+
+
+def _style_at(image: np.ndarray, side: int, backbone: Backbone) -> np.ndarray:
+    """``image`` with its long side at ``side``; like the content in ``plan_run``, a short side
+    below the backbone's minimum is raised to it, and an image too thin for that is refused."""
+    height, width = image.shape[:2]
+    short = min(height, width) * side / max(height, width)
+    if short >= backbone.min_side:
+        return fit_long_side(image, side)
+    scale = backbone.min_side / min(height, width)
+    if max(height, width) * scale > max(2 * side, 1024):
+        raise SettingsError(
+            f"a style image ({width}x{height}) is too thin for {backbone.name}: scaled to {side} "
+            f"px its short side would be {int(short)} px, and the model needs "
+            f"{backbone.min_side} px; crop the image or choose a larger size"
+        )
+    new_height = max(backbone.min_side, round(height * scale))
+    return resize_to(image, new_height, max(backbone.min_side, round(width * scale)))
 
 
 def _initial_image(
