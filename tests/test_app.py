@@ -7,7 +7,7 @@ so the tests do not depend on what is in ``data/``.
 
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import app
-from stransfer import BACKBONES, StepEvent, TransferSettings
-from stransfer.images import encode_png, read_png_metadata
+from stransfer import BACKBONES, StepEvent, TransferSettings, cli
+from stransfer.images import encode_png, resize_to
+from stransfer.records import load_record, settings_from_record
+from stransfer.strength import strength_to_weights
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 TIMEOUT = 120
@@ -78,7 +80,13 @@ def test_page_renders_with_defaults(data_dir: Path) -> None:
     assert at.number_input(key="style_weight").value == defaults.style_weight
     assert at.button(key="run").label == "Run"
     assert at.button(key="stop").label == "Stop"
-    assert len(at.file_uploader) == 2
+    assert [u.key for u in at.file_uploader] == ["load_settings", "content_upload", "style_upload"]
+    assert at.slider(key="strength").value == 100
+    assert at.selectbox(key="preserve_color").options == ["none", "luminance", "histogram"]
+    assert at.selectbox(key="preserve_color").value == defaults.preserve_color
+    assert at.selectbox(key="init").value == defaults.init
+    assert at.slider(key="style_scale").value == defaults.style_scale
+    assert at.number_input(key="style_count").value == 1
     assert not at.error
 
 
@@ -87,15 +95,25 @@ def test_run_shows_output_progress_and_download(data_dir: Path) -> None:
     assert _output_captions(at) == ["Output · 100x75"]
     assert at.progress[0].text == "step 2/2"
     assert at.progress[0].value == 100
-    assert [b.key for b in at.download_button] == ["download"]
+    downloads = ["download", "download_json", "download_gif", "gallery:1"]
+    assert [b.key for b in at.download_button] == downloads
     assert at.success and at.success[0].value.startswith("Done: 2 steps")
 
     result = at.session_state["page"].result
     assert result.event.image.shape == (75, 100, 3)
     assert [row[0] for row in result.history] == [1, 2]
-    record = json.loads(read_png_metadata(result.png_bytes())["stransfer"])
-    assert (record["steps"], record["size"], record["content"]) == (2, 100, "ramp.png")
-    assert TransferSettings.from_dict(record).validated() == result.settings
+    record = load_record(result.png_bytes())
+    assert load_record(result.json_bytes()) == record
+    assert (record.settings["steps"], record.settings["size"]) == (2, 100)
+    assert (record.extra["content"], record.extra["styles"]) == ("ramp.png", ["noise.png"])
+    assert record.extra["status"] == "done" and record.extra["strength"] == 100
+    assert (record.steps_done, record.style_weights) == (2, [100.0])
+    assert record.precision in ("float32", "bfloat16")  # "auto", resolved
+    assert len(record.content_sha256) == 64 and len(record.style_sha256) == 1
+    assert settings_from_record(record).validated() == result.settings
+    with Image.open(io.BytesIO(result.gif_bytes())) as gif:  # the "Download animation" data
+        assert gif.format == "GIF" and gif.n_frames == 2 and gif.size == (100, 75)
+    assert len(result.gif_bytes()) < 10 * 2**20
 
     at.run()  # any later rerun keeps the last result on screen
     assert _output_captions(at) == ["Output · 100x75"]
@@ -199,6 +217,166 @@ def test_all_layer_weights_zero_is_a_settings_error(data_dir: Path) -> None:
     assert any("every content and style layer weight is zero" in m for m in _messages(at.error))
 
 
+# -- creative controls -------------------------------------------------------------------------
+
+
+def _run(at: AppTest) -> app.RunResult:
+    at.button(key="run").click().run()
+    assert not at.exception
+    assert not at.error, _messages(at.error)
+    return at.session_state["page"].result
+
+
+def _gallery_captions(at: AppTest) -> list[str]:
+    return [c for image in at.main.image for c in image.captions if c.startswith("Run ")]
+
+
+def _small(at: AppTest, steps: int = 2) -> AppTest:
+    at.number_input(key="steps").set_value(steps)
+    at.slider(key="size").set_value(100)
+    return at
+
+
+def test_strength_scales_beta_and_tv_and_zero_keeps_the_content(data_dir: Path) -> None:
+    at = _small(_page(data_dir))
+    at.slider(key="strength").set_value(0.0)
+    zero = _run(at)
+    assert (zero.settings.style_weight, zero.settings.tv_weight) == (0.0, 0.0)
+    content = np.asarray(Image.open(data_dir / "content" / "ramp.png").convert("RGB"))
+    expected = resize_to(content, 75, 100).astype(int)
+    assert np.abs(zero.event.image.astype(int) - expected).max() <= 1
+
+    at.slider(key="strength").set_value(50.0)
+    at.number_input(key="style_weight").set_value(4.0)  # the weights at 100 %, in the expander
+    half = _run(at)
+    style, tv = strength_to_weights(50, style_weight=4.0, tv_weight=TransferSettings().tv_weight)
+    assert (half.settings.style_weight, half.settings.tv_weight) == (style, tv)
+    assert half.run_record().extra["style_weight_at_100"] == 4.0
+    # Both runs are in the gallery, newest first, each with its own download.
+    captions = _gallery_captions(at)
+    assert [c.split(" · ")[0] for c in captions] == ["Run 2", "Run 1"]
+    assert "strength 50%" in captions[0] and "strength 0%" in captions[1]
+    assert "VGG19 · 2 steps" in captions[0] and "loss total " in captions[0]
+    assert [b.key for b in at.download_button if b.key.startswith("gallery:")] == [
+        "gallery:2",
+        "gallery:1",
+    ]
+
+
+def test_two_styles_blend_by_their_weights(data_dir: Path) -> None:
+    at = _small(_page(data_dir))
+    single = _run(at).event.image
+    at.number_input(key="style_count").set_value(2).run()
+    other = np.random.default_rng(5).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    at.file_uploader(key="style2_upload").upload("other.png", encode_png(other), "image/png")
+    at.slider(key="style_mix:1").set_value(0.0)
+    blend = _run(at)
+    np.testing.assert_array_equal(blend.event.image, single)  # weight 0: as if left out
+    captions = [c for image in at.main.image for c in image.captions]
+    assert captions[:3] == ["ramp.png", "noise.png · 100%", "other.png · 0%"]
+    record = blend.run_record()
+    assert (record.style_weights, record.extra["styles"]) == (
+        [100.0, 0.0],
+        ["noise.png", "other.png"],
+    )
+    assert len(set(record.style_sha256)) == 2
+
+    at.slider(key="style_mix:1").set_value(100.0)
+    even = _run(at)
+    assert not np.array_equal(even.event.image, single)  # now the second style counts
+    assert even.run_record().style_weights == [100.0, 100.0]
+
+    # Its PNG restores both weights on a fresh page; the upload must be chosen again.
+    fresh = _page(data_dir)
+    fresh.file_uploader(key="load_settings").upload("run.png", blend.png_bytes(), "image/png")
+    fresh.run()
+    assert not fresh.exception
+    assert fresh.number_input(key="style_count").value == 2
+    assert [fresh.slider(key=f"style_mix:{i}").value for i in (0, 1)] == [100.0, 0.0]
+    assert fresh.selectbox(key="style_file").value == "noise.png"
+    assert any("other.png" in m for m in _messages(fresh.sidebar.success))
+
+
+def test_colour_init_and_scale_controls_reach_the_run(data_dir: Path) -> None:
+    from stransfer.color import mean_chroma_error
+
+    at = _small(_page(data_dir))
+    at.selectbox(key="preserve_color").set_value("luminance")
+    at.selectbox(key="init").set_value("style")
+    at.slider(key="style_scale").set_value(0.5)
+    result = _run(at)
+    assert (result.settings.preserve_color, result.settings.init) == ("luminance", "style")
+    assert result.settings.style_scale == 0.5
+    assert result.run_record().extra["preserve_color"] == "luminance"
+    # The content is grey and the style colourful noise: luminance mode keeps it grey.
+    content = np.asarray(Image.open(data_dir / "content" / "ramp.png").convert("RGB"))
+    assert mean_chroma_error(result.event.image, resize_to(content, 75, 100)) < 1
+
+
+def test_load_settings_from_a_cli_run_restores_the_widgets(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli" / "out.png"
+    code = cli.main([
+        str(data_dir / "content" / "ramp.png"), str(data_dir / "style" / "noise.png"),
+        "-o", str(out), "--weights", "random", "--precision", "float32", "--quiet",
+        "--steps", "3", "--size", "120", "--scales", "1", "--strength", "40",
+        "--preserve-color", "luminance", "--init", "style", "--style-scale", "0.5",
+        "--seed", "5", "--optimizer", "adam", "--learning-rate", "2", "--content-weight", "0.5",
+        "--style-weight", "4", "--tv-weight", "0.5", "--style-layers", "block1_conv1:2",
+        "block3_conv1",
+    ])  # fmt: skip
+    assert code == 0
+    sidecar = out.with_suffix(".json")
+    at = _page(data_dir)
+    at.file_uploader(key="load_settings").upload("out.json", sidecar.read_bytes(), "text/json")
+    at.run()
+    assert not at.exception
+    assert _messages(at.sidebar.success) == ["Loaded out.json."]
+    expected = {
+        "steps": 3, "size": 120, "scales": 1, "strength": 40.0, "preserve_color": "luminance",
+        "init": "style", "style_scale": 0.5, "seed": 5, "optimizer": "adam", "learning_rate": 2.0,
+        "content_weight": 0.5, "style_weight": 4.0, "tv_weight": 0.5, "precision": "float32",
+        "content_file": "ramp.png", "style_file": "noise.png", "style_count": 1,
+    }  # fmt: skip
+    shown = {key: at.session_state[key] for key in expected}
+    assert shown == expected
+    assert at.slider(key="strength").value == 40.0 and at.selectbox(key="init").value == "style"
+    layers = {s.label: s.value for s in at.slider if s.key.startswith("style_layer:VGG19:")}
+    assert {k: v for k, v in layers.items() if v} == {"block1_conv1": 2.0, "block3_conv1": 1.0}
+    # Run: the page uses exactly the recorded settings.
+    result = _run(at)
+    assert result.settings == settings_from_record(load_record(sidecar))
+
+
+def test_load_settings_explains_a_wrong_file(data_dir: Path) -> None:
+    at = _page(data_dir)
+    for name, data in (
+        ("x.json", b'{"nope": 1}'),
+        ("plain.png", encode_png(np.zeros((4, 4, 3), np.uint8))),
+    ):
+        at.file_uploader(key="load_settings").upload(name, data, "application/octet-stream")
+        at.run()
+        assert not at.exception
+        assert [m for m in _messages(at.sidebar.error) if m.startswith(f"{name}: ")], name
+    assert at.number_input(key="steps").value == TransferSettings().steps  # nothing changed
+
+
+def test_continue_goes_on_from_the_last_result(data_dir: Path) -> None:
+    at = _small(_page(data_dir))
+    at.button(key="continue").click().run()
+    assert not at.exception
+    assert _messages(at.main.error) == ["there is no result to continue yet: press Run first"]
+    first = _run(at)
+    at.button(key="continue").click().run()
+    assert not at.exception and not at.error
+    resumed = at.session_state["page"].result
+    assert resumed is not first and resumed.steps_before == 2
+    assert resumed.settings.scales == 1
+    assert resumed.event.losses["total"] <= first.event.losses["total"]
+    assert resumed.run_record().extra["continued_after_steps"] == 2
+    assert _gallery_captions(at)[0].startswith("Run 2 · VGG19 · 4 steps")
+    assert first.frames is None and resumed.gif_bytes()  # only the newest keeps its animation
+
+
 # -- helpers, without a page -------------------------------------------------------------------
 
 
@@ -211,7 +389,7 @@ def _event(step: int, status: str = "running") -> StepEvent:
 def test_a_cut_off_loop_cannot_overwrite_the_newer_rerun() -> None:
     page = app.Page()
     rerun = app.start_rerun(page, stop_clicked=False)
-    result = app.RunResult(TransferSettings(), "c.png", "s.png")
+    result = app.RunResult(TransferSettings(), app.RunInputs("c.png", ("s.png",)))
     result.record(_event(1))
     page.result = result
     # Stop: the new script run starts while the old loop is still inside step 2.
@@ -219,6 +397,19 @@ def test_a_cut_off_loop_cannot_overwrite_the_newer_rerun() -> None:
     assert (result.status, result.message) == ("stopped", "stopped at step 1 of 10")
     app.stream(iter([_event(2)]), result, page, None, lambda: page.rerun != rerun)
     assert result.event.step == 1 and result.status == "stopped"
+
+
+def test_gallery_keeps_the_last_four() -> None:
+    page = app.Page()
+    results = [
+        app.RunResult(TransferSettings(), app.RunInputs("c.png", ("s.png",))) for _ in range(6)
+    ]
+    for result in results:
+        result.record(_event(1))
+        page.adopt(result)
+    assert [r.number for r in page.gallery] == [3, 4, 5, 6]
+    assert page.result is results[-1] and page.result.frames is not None
+    assert all(r.frames is None for r in results[:-1])
 
 
 def test_throttle() -> None:
