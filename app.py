@@ -56,6 +56,7 @@ from stransfer.images import (
     fit_long_side,
     image_sha256,
     list_images,
+    resize_to,
 )
 from stransfer.records import (
     RecordError,
@@ -74,6 +75,8 @@ PAGE_KEY = "page"
 IMAGE_EVERY_S = 0.1  # redraw the output (and progress) at most this often during a run
 CHART_EVERY_S = 0.5  # redraw the loss chart at most this often
 PREVIEW_SIDE = 384  # long side of the content/style previews
+# Streamlit shrinks a thumbnail to 120 px wide; a preview thinner than 4 px would become 0 px.
+PREVIEW_MIN_SIDE = 4
 LAYER_WEIGHT_MAX = 10.0
 LOSS_PARTS = ("content", "style", "tv")
 MAX_STYLES = 4  # style images in one blend
@@ -293,7 +296,11 @@ def load_choice(name: str, load) -> ImageChoice:
         image = load()
     except ImageError as err:
         return ImageChoice(name=name, error=str(err))
-    return ImageChoice(name=name, image=image, preview=fit_long_side(image, PREVIEW_SIDE))
+    preview = fit_long_side(image, PREVIEW_SIDE)
+    height, width = preview.shape[:2]
+    if min(height, width) < PREVIEW_MIN_SIDE:  # e.g. a 4000x3 line: drawn a little thicker
+        preview = resize_to(preview, max(height, PREVIEW_MIN_SIDE), max(width, PREVIEW_MIN_SIDE))
+    return ImageChoice(name=name, image=image, preview=preview)
 
 
 def load_path(path: Path) -> np.ndarray:
