@@ -31,7 +31,8 @@ from .baselines import Scorer, pastiche_run, tutorial_adam
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
-PAIRS = [("chicago", "wave"), ("stata", "udnie")]
+PAIRS = [("chicago", "wave"), ("stata", "udnie")]  # the issue's pairs; --pairs all for every one
+METHODS = ("stransfer", "stransfer-1scale", "tutorial", "pastiche")
 VGG19_CONVS = [  # (block, convs, in, out) up to block5_conv1, the deepest default layer
     (1, 2, 3, 64), (2, 2, 64, 128), (3, 4, 128, 256), (4, 4, 256, 512), (5, 1, 512, 512),
 ]  # fmt: skip
@@ -131,8 +132,8 @@ def bench_precision(content, style, scorer: Scorer, size: int, steps: int) -> di
     return out
 
 
-def ours(content, style, size: int, seconds: float, every: float) -> list:
-    settings = TransferSettings(size=size, steps=10_000, max_seconds=seconds)
+def ours(content, style, size: int, seconds: float, every: float, scales: int = 2) -> list:
+    settings = TransferSettings(size=size, steps=10_000, max_seconds=seconds, scales=scales)
     extractor = load_extractor("VGG19", settings.precision)
     checkpoints, next_mark = [], every
     for event in transfer(content, style, settings, extractor):
@@ -142,9 +143,11 @@ def ours(content, style, size: int, seconds: float, every: float) -> list:
     return checkpoints
 
 
-def bench_quality(scorer, weights, size, seconds, every, out_dir: Path, pastiche_python) -> dict:
+def bench_quality(
+    scorer, weights, size, seconds, every, out_dir: Path, pastiche_python, pairs
+) -> dict:
     results: dict = {}
-    for content_name, style_name in PAIRS:
+    for content_name, style_name in pairs:
         content_path = SHARED / "content" / f"{content_name}.jpg"
         style_path = SHARED / "style" / f"{style_name}.jpg"
         if not (content_path.exists() and style_path.exists()):
@@ -154,6 +157,7 @@ def bench_quality(scorer, weights, size, seconds, every, out_dir: Path, pastiche
         style = fit_long_side(load_image(style_path), size)
         runs = {
             "stransfer": lambda c=content, s=style: ours(c, s, size, seconds, every),
+            "stransfer-1scale": lambda c=content, s=style: ours(c, s, size, seconds, every, 1),
             "tutorial": lambda c=content, s=style: tutorial_adam(c, s, weights, seconds, every),
         }
         if pastiche_python:
@@ -175,10 +179,11 @@ def bench_quality(scorer, weights, size, seconds, every, out_dir: Path, pastiche
 def _print_quality(pair: str, res: dict, seconds: float) -> None:
     print(f"\n## Quality at {seconds:g} s, {pair} (S: style distance, C: content distance)")
     print(f"content image alone: S {res['content_alone'][0]:.3f}  C {res['content_alone'][1]:.3f}")
-    for method in ("stransfer", "tutorial", "pastiche"):
+    for method in METHODS:
         if method in res:
             print(f"{method:10s} S {res[method]['S']:.3f}  C {res[method]['C']:.3f}")
     ours_s, ours_c = res["stransfer"]["S"], res["stransfer"]["C"]
+    print(f"coarse-to-fine vs one scale: S {ours_s:.3f} vs {res['stransfer-1scale']['S']:.3f}")
     print(f"S vs tutorial: {ours_s / res['tutorial']['S']:.2f}x (target <= 0.5x)")
     if "pastiche" in res:
         p_s, p_c = res["pastiche"]["S"], res["pastiche"]["C"]
@@ -226,7 +231,7 @@ def plot(quality: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(quality), figsize=(6 * len(quality), 4), squeeze=False)
     for ax, (pair, res) in zip(axes[0], quality.items(), strict=True):
-        for method in ("stransfer", "tutorial", "pastiche"):
+        for method in METHODS:
             if method in res:
                 t, s, _ = zip(*res[method]["curve"], strict=True)
                 ax.plot(t, s, marker=".", label=method)
@@ -245,6 +250,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="quality budget per run")
     parser.add_argument("--every", type=float, default=2.0, help="checkpoint interval (s)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench_results")
+    parser.add_argument(
+        "--pairs", choices=("issue", "all"), default="issue", help="the issue's two, or all"
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -265,7 +273,7 @@ def main() -> None:
     if "quality" in only:
         results["quality"] = bench_quality(
             scorer, weights, args.size, args.seconds, args.every, args.out,
-            pastiche if pastiche.exists() else None,
+            pastiche if pastiche.exists() else None, _pairs(args.pairs),
         )  # fmt: skip
         plot(results["quality"], args.out / "quality_vs_seconds.png")
     if "startup" in only:
@@ -274,6 +282,14 @@ def main() -> None:
         results["memory"] = bench_memory(1000)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=_plain))
     print(f"\nwrote {args.out / 'results.json'}")
+
+
+def _pairs(which: str) -> list[tuple[str, str]]:
+    if which == "issue":
+        return PAIRS
+    contents = sorted(p.stem for p in (SHARED / "content").glob("*.jpg"))
+    styles = sorted(p.stem for p in (SHARED / "style").glob("*.jpg"))
+    return [(c, s) for c in contents for s in styles]
 
 
 def _cpu_name() -> str:
