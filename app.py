@@ -58,6 +58,7 @@ from stransfer.images import (
     list_images,
     resize_to,
 )
+from stransfer.optimize import format_duration
 from stransfer.records import (
     RecordError,
     RunRecord,
@@ -922,9 +923,9 @@ def show_progress(views: Views, result: RunResult) -> None:
     losses = " · ".join(f"{part} {event.losses[part]:.4g}" for part in ("total", *LOSS_PARTS))
     timing = f"{event.seconds_per_step:.2f} s/step · "
     if result.status == "running":
-        timing += f"{duration(event.eta)} left"
+        timing += f"{format_duration(event.eta)} left"
     else:
-        timing += f"{duration(event.elapsed)} in all"
+        timing += f"{format_duration(event.elapsed)} in all"
     views.stats.caption(f"Loss: {losses}  \n{timing}")
 
 
@@ -936,22 +937,11 @@ def show_chart(views: Views, result: RunResult) -> None:
 def show_status(views: Views, result: RunResult) -> None:
     if result.status == "done":
         event = result.event
-        views.status.success(f"Done: {event.steps} steps in {duration(event.elapsed)}")
+        views.status.success(f"Done: {event.steps} steps in {format_duration(event.elapsed)}")
     elif result.status == "diverged":
         views.status.warning(result.message)
     elif result.status != "running":  # stopped, interrupted, time budget
         views.status.info(result.message[:1].upper() + result.message[1:])
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 def main() -> None:

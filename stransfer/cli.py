@@ -30,7 +30,7 @@ from .backbones import BACKBONE_NAMES, BackboneError, get_backbone
 from .color import COLOR_MODES
 from .features import PRECISIONS, FeatureExtractor, load_extractor
 from .images import ImageError, image_sha256, load_image, save_image
-from .optimize import StepEvent, plan_run, transfer
+from .optimize import StepEvent, format_duration, plan_run, transfer
 from .records import RECORD_KEY, RunRecord, png_metadata, save_result, save_sidecar
 from .settings import INITS, OPTIMIZERS, SettingsError, TransferSettings
 from .strength import strength_extra, strength_to_weights
@@ -593,16 +593,6 @@ def _make_folders(job: Job) -> None:
 
 
 # --------------------------------------------------------------------------- progress
-
-
-def format_duration(seconds: float) -> str:
-    """``12s``, ``3m05s`` or ``1h02m``."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def format_step(event: StepEvent) -> str:

@@ -61,6 +61,16 @@ class StepEvent:
     message: str = ""
 
 
+def format_duration(seconds: float) -> str:
+    """Elapsed or remaining time for people: ``12s``, ``3m05s`` or ``1h02m``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """Image shapes and step counts for each scale, and notices for the user."""

@@ -415,12 +415,3 @@ def test_gallery_keeps_the_last_four() -> None:
 def test_throttle() -> None:
     throttle = app.Throttle(60.0)
     assert throttle() and not throttle() and throttle(force=True)
-
-
-def test_duration() -> None:
-    assert [app.duration(s) for s in (0.4, 59, 61, 3725)] == [
-        "0 s",
-        "59 s",
-        "1 min 01 s",
-        "1 h 02 min",
-    ]

@@ -18,7 +18,7 @@ from stransfer import cli, transfer
 from stransfer.color import mean_chroma_error
 from stransfer.features import load_extractor
 from stransfer.images import image_sha256, load_image, resize_to
-from stransfer.optimize import StepEvent
+from stransfer.optimize import StepEvent, format_duration
 from stransfer.records import RunRecord, load_record, settings_from_record
 from stransfer.settings import TransferSettings
 from stransfer.strength import strength_to_weights
@@ -433,7 +433,7 @@ def test_quiet_progress_prints_only_warnings():
 
 
 def test_format_duration():
-    assert [cli.format_duration(s) for s in (0, 12.4, 185, 3720)] == ["0s", "12s", "3m05s", "1h02m"]
+    assert [format_duration(s) for s in (0, 12.4, 185, 3720)] == ["0s", "12s", "3m05s", "1h02m"]
 
 
 # --------------------------------------------------------------------------- help
