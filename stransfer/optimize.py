@@ -290,7 +290,8 @@ def _divergence(finite: bool, total: float, first_total: float) -> str:
     """Why the run must stop ('' when it need not)."""
     if not finite:
         return "the loss became non-finite"
-    if total > DIVERGENCE_FACTOR * first_total:
+    # The floor keeps a run that starts at (near) zero loss from tripping on rounding noise.
+    if total > DIVERGENCE_FACTOR * max(first_total, 1e-3):
         return f"the loss grew more than {DIVERGENCE_FACTOR:g}x"
     return ""
 
