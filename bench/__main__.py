@@ -229,8 +229,12 @@ def plot(quality: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(quality), figsize=(6 * len(quality), 4), squeeze=False)
-    for ax, (pair, res) in zip(axes[0], quality.items(), strict=True):
+    cols = min(len(quality), 3)
+    rows = -(-len(quality) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(quality) :]:
+        ax.set_visible(False)
+    for ax, (pair, res) in zip(axes.flat, quality.items(), strict=False):
         for method in METHODS:
             if method in res:
                 t, s, _ = zip(*res[method]["curve"], strict=True)
