@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from . import losses
 from .backbones import Backbone, get_backbone
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+#: Layer sets whose traced objectives an extractor keeps (least recently used dropped first).
+MAX_OBJECTIVES = 8
 
 
 def cpu_has_bf16() -> bool:
@@ -95,7 +98,9 @@ class FeatureExtractor:
         self.precision = resolve_precision(precision)
         self.weights = Path(weights) if weights is not None else None
         self.network = build_network(self.backbone, self.precision, self.weights)
-        self._objectives: dict[tuple[tuple[str, ...], tuple[str, ...]], Objective] = {}
+        self._objectives: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], Objective] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     def outputs_for(self, layers: Sequence[str]) -> keras.Model:
@@ -108,11 +113,18 @@ class FeatureExtractor:
         return keras.Model(self.network.input, outputs)
 
     def objective(self, content_layers: Sequence[str], style_layers: Sequence[str]) -> Objective:
-        """The cached objective for this layer set (built on first use)."""
+        """The cached objective for this layer set (built on first use).
+
+        Only the most recently used ``MAX_OBJECTIVES`` are kept: each holds traced graphs, and
+        a user trying layer after layer in the app must not grow memory without bound.
+        """
         key = (tuple(content_layers), tuple(style_layers))
         with self._lock:
             if key not in self._objectives:
                 self._objectives[key] = Objective(self, key[0], key[1])
+                while len(self._objectives) > MAX_OBJECTIVES:
+                    self._objectives.popitem(last=False)
+            self._objectives.move_to_end(key)
             return self._objectives[key]
 
 

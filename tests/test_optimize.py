@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stransfer import SettingsError, TransferSettings, plan_run, transfer
+from stransfer import SettingsError, TransferSettings, get_backbone, plan_run, transfer
 from stransfer.features import load_extractor
 from stransfer.images import resize_to
 
@@ -166,3 +166,15 @@ def test_colour_preservation_keeps_the_content_colours(vgg, content_img, style_i
 
     off, on = chroma_error("none"), chroma_error(mode)
     assert on * factor <= off, (on, off)
+
+
+def test_objective_cache_is_bounded_and_reuses_recent_layer_sets(vgg):
+    from stransfer.features import MAX_OBJECTIVES
+
+    layers = get_backbone("VGG19").layers
+    first = vgg.objective(("block4_conv2",), (layers[0],))
+    assert vgg.objective(("block4_conv2",), (layers[0],)) is first  # reused, not rebuilt
+    for layer in layers[1 : MAX_OBJECTIVES + 2]:
+        vgg.objective((), (layer,))
+    assert len(vgg._objectives) == MAX_OBJECTIVES
+    assert vgg.objective(("block4_conv2",), (layers[0],)) is not first  # evicted, rebuilt
