@@ -12,9 +12,7 @@ from __future__ import annotations
 import io
 import re
 import socket
-import struct
 import tempfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from pngs import handmade_png
 from streamlit.testing.v1 import AppTest
 
 from stransfer import (
@@ -56,21 +55,6 @@ def _encode(image: Image.Image, fmt: str, **options) -> bytes:
     return buffer.getvalue()
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _raw_png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes) -> bytes:
-    """A PNG written by hand, to say things Pillow will not write (16-bit RGB, a huge header)."""
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(rows))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
 def zero_bytes() -> bytes:
     return b""
 
@@ -86,7 +70,7 @@ def truncated_jpeg() -> bytes:
 
 def png_header_30000() -> bytes:
     # Only the header is huge: a decoder that trusted it would allocate 2.7 GB.
-    return _raw_png(30_000, 30_000, 8, 2, b"\x00" * 64)
+    return handmade_png(30_000, 30_000, 8, 2, b"\x00" * 64)
 
 
 def one_by_one() -> bytes:
@@ -100,7 +84,7 @@ def thin_4000x3() -> bytes:
 def sixteen_bit_rgb() -> bytes:
     pixels = (np.arange(32 * 48 * 3).reshape(32, 48, 3) * 40 % 65536).astype(">u2")
     rows = b"".join(b"\x00" + row.tobytes() for row in pixels)
-    return _raw_png(48, 32, 16, 2, rows)
+    return handmade_png(48, 32, 16, 2, rows)
 
 
 def cmyk_jpeg() -> bytes:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import os
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from pngs import handmade_png
 
 from stransfer import images
 from stransfer.images import (
@@ -27,22 +27,6 @@ from stransfer.images import (
 )
 
 # --------------------------------------------------------------------------- helpers
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-
-def handmade_png(width: int, height: int, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
-    """A PNG assembled byte by byte, so the header can say anything we like."""
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(raw))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 def write(path: Path, image: Image.Image, fmt: str | None = None, **kwargs) -> Path:
