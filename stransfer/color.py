@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .images import to_uint8
+
 COLOR_MODES = ("none", "luminance", "histogram")
 
 # FCC NTSC RGB -> YIQ. The Y row sums to 1, so Y stays in 0..255 and a grey image has Y equal to
@@ -40,10 +42,6 @@ def _as_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"{name} must be uint8 or float, got {array.dtype}")
     return array.astype(np.float64)
-
-
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
 def rgb_to_yiq(image: np.ndarray) -> np.ndarray:
@@ -110,7 +108,7 @@ def combine_luminance(stylised: np.ndarray, content: np.ndarray) -> np.ndarray:
         )
     content_yiq[..., 0] = np.clip(y, 0.0, 255.0)
     # Convert at float64 and round once, so chroma survives as exactly as uint8 allows.
-    return _to_uint8(content_yiq @ _YIQ_TO_RGB.T)
+    return to_uint8(content_yiq @ _YIQ_TO_RGB.T)
 
 
 def _sqrt_and_inv_sqrt(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +143,7 @@ def match_color_histogram(
     root_c, _ = _sqrt_and_inv_sqrt(cov_c)
     transform = root_c @ inv_root_s
     mapped = (style_px - mean_s) @ transform.T + mean_c
-    return _to_uint8(mapped).reshape(shape)
+    return to_uint8(mapped).reshape(shape)
 
 
 def mean_chroma_error(a: np.ndarray, b: np.ndarray) -> float:

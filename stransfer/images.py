@@ -177,7 +177,7 @@ def _to_rgb(im: Image.Image, fmt: str | None) -> Image.Image:
             values /= 257.0
         else:  # arbitrary range (e.g. signed or scientific data): stretch to 0..255
             values = (values - low) * (255.0 / ((high - low) or 1.0))
-        gray = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+        gray = Image.fromarray(to_uint8(values), "L")
         trns = im.info.get("transparency")
         if isinstance(trns, int):
             gray.putalpha(Image.fromarray(np.where(raw == trns, 0, 255).astype(np.uint8), "L"))
@@ -301,7 +301,7 @@ def resize_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
             axis=-1,
         )
         out = out[..., 0] if image.ndim == 2 else out
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8) if image.dtype == np.uint8 else out
+        return to_uint8(out) if image.dtype == np.uint8 else out
     raise TypeError(f"cannot resize images of dtype {image.dtype}; use uint8 or float")
 
 
@@ -380,6 +380,11 @@ def save_image(
         payload = buffer.getvalue()
 
     return write_bytes_atomic(path, payload)
+
+
+def to_uint8(values: np.ndarray) -> np.ndarray:
+    """Round and clip any numeric image to uint8 0..255."""
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
 def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:

@@ -19,7 +19,7 @@ import numpy as np
 from . import color
 from .backbones import Backbone
 from .features import FeatureExtractor, Objective
-from .images import fit_long_side, resize_to
+from .images import fit_long_side, resize_to, to_uint8
 from .optimizers import LBFGS, Adam, Optimizer
 from .settings import SettingsError, TransferSettings
 
@@ -379,7 +379,7 @@ def _scale_deadline(max_seconds: float | None, plan: RunPlan, index: int) -> flo
 
 
 def _frame(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    frame = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    frame = to_uint8(image)
     if frame.shape[:2] != shape:
         frame = resize_to(frame, *shape)
     return frame
