@@ -276,8 +276,13 @@ def _color_mode(
     content_y = color.luminance_image(content)
     styles_y = [(color.match_luminance(color.luminance_image(s), content_y), w) for s, w in styles]
 
+    chroma_source: dict[tuple[int, ...], np.ndarray] = {}  # frames share one size: resize once
+
     def recolor(frame: np.ndarray) -> np.ndarray:
-        return color.combine_luminance(frame, resize_to(content, *frame.shape[:2]))
+        shape = frame.shape[:2]
+        if shape not in chroma_source:
+            chroma_source[shape] = resize_to(content, *shape)
+        return color.combine_luminance(frame, chroma_source[shape])
 
     return content_y, styles_y, recolor
 
