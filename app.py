@@ -64,6 +64,7 @@ from stransfer.records import (
     RunRecord,
     load_record,
     png_metadata,
+    record_of_step,
     settings_from_record,
 )
 from stransfer.settings import INITS, MAX_STEPS, OPTIMIZERS
@@ -163,15 +164,13 @@ class RunResult:
         extra["styles"] = list(inputs.style_names)
         if self.steps_before:
             extra["continued_after_steps"] = self.steps_before
-        return RunRecord(
-            settings=self.settings.to_dict(),
+        return record_of_step(
+            self.settings,
+            event,
             precision=inputs.precision,
             content_sha256=inputs.content_sha256,
-            style_sha256=list(inputs.style_sha256),
-            style_weights=list(inputs.style_weights),
-            steps_done=event.step,
-            final_losses=dict(event.losses),
-            seconds=round(event.elapsed, 3),
+            style_sha256=inputs.style_sha256,
+            style_weights=inputs.style_weights,
             extra=extra,
         )
 

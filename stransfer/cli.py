@@ -31,7 +31,7 @@ from .color import COLOR_MODES
 from .features import PRECISIONS, FeatureExtractor, load_extractor
 from .images import ImageError, image_sha256, load_image, save_image
 from .optimize import StepEvent, format_duration, plan_run, transfer
-from .records import RECORD_KEY, RunRecord, png_metadata, save_result, save_sidecar
+from .records import RECORD_KEY, RunRecord, png_metadata, record_of_step, save_result, save_sidecar
 from .settings import INITS, OPTIMIZERS, SettingsError, TransferSettings
 from .strength import strength_extra, strength_to_weights
 from .weights import INSTALL_CMD, WeightsError
@@ -418,15 +418,14 @@ class Job:
 
     def record(self, event: StepEvent, precision: str, seconds: float) -> RunRecord:
         """The run record of the image in ``event``: everything needed to reproduce it."""
-        return RunRecord(
-            settings=self.settings.to_dict(),
+        return record_of_step(
+            self.settings,
+            event,
             precision=precision,
             content_sha256=self.content_sha256,
             style_sha256=self.style_sha256,
             style_weights=[weight for _, weight in self.styles],
-            steps_done=event.step,
-            final_losses=dict(event.losses),
-            seconds=round(seconds, 3),
+            seconds=seconds,
             extra={**self.extra, "status": event.status, "steps_planned": event.steps},
         )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import metadata
@@ -26,6 +26,7 @@ import numpy as np
 from .images import MAX_BYTES, ImageError, read_png_metadata, save_image, write_bytes_atomic
 
 if TYPE_CHECKING:
+    from .optimize import StepEvent
     from .settings import TransferSettings
 
 #: Key of the PNG text chunk that carries the record.
@@ -208,6 +209,35 @@ def _count(name: str, value: Any) -> int:
             f"the run record's {name!r} should be a whole number, not {value!r}; {_FIX}"
         )
     return int(number)
+
+
+def record_of_step(
+    settings: TransferSettings,
+    event: StepEvent,
+    *,
+    precision: str,
+    content_sha256: str,
+    style_sha256: Sequence[str],
+    style_weights: Sequence[float],
+    seconds: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> RunRecord:
+    """The record of the image in ``event``, filled the same way by every front end.
+
+    ``seconds`` defaults to the event's elapsed time; ``extra`` carries what only the caller
+    knows (input names, strength, how the run ended).
+    """
+    return RunRecord(
+        settings=settings.to_dict(),
+        precision=precision,
+        content_sha256=content_sha256,
+        style_sha256=list(style_sha256),
+        style_weights=list(style_weights),
+        steps_done=event.step,
+        final_losses=dict(event.losses),
+        seconds=round(event.elapsed if seconds is None else seconds, 3),
+        extra=dict(extra or {}),
+    )
 
 
 def png_metadata(record: RunRecord) -> dict[str, str]:
