@@ -19,7 +19,7 @@ import numpy as np
 from . import color
 from .backbones import Backbone
 from .features import FeatureExtractor, Objective
-from .images import fit_long_side, resize_to, to_uint8
+from .images import resize_to, to_uint8
 from .optimizers import LBFGS, Adam, Optimizer
 from .settings import SettingsError, TransferSettings
 
@@ -92,22 +92,19 @@ def plan_run(content_shape: tuple[int, int], settings: TransferSettings, min_sid
     """
     height, width = content_shape
     notices: list[str] = []
-    scale = settings.size / max(height, width)
-    short = min(height, width) * scale
-    if short < min_side:
-        factor = min_side / short
-        if settings.size * factor > max(2 * settings.size, 1024):
-            raise SettingsError(
-                f"the content image ({width}x{height}) is too thin for {settings.model}: at size "
-                f"{settings.size} its short side would be {max(int(short), 0)} px, and the model "
-                f"needs {min_side} px; crop the image or choose a larger size"
-            )
-        scale *= factor
+    final, enlarged = _fit_shape(content_shape, settings.size, min_side)
+    if final is None:
+        short = min(height, width) * settings.size / max(height, width)
+        raise SettingsError(
+            f"the content image ({width}x{height}) is too thin for {settings.model}: at size "
+            f"{settings.size} its short side would be {max(int(short), 0)} px, and the model "
+            f"needs {min_side} px; crop the image or choose a larger size"
+        )
+    if enlarged:
         notices.append(
             f"{settings.model} needs images at least {min_side} px on each side, so the image "
-            f"was enlarged to {round(width * scale)}x{round(height * scale)}"
+            f"was enlarged to {final[1]}x{final[0]}"
         )
-    final = (max(1, round(height * scale)), max(1, round(width * scale)))
 
     shapes = [final]
     for _ in range(settings.scales - 1):
@@ -314,21 +311,38 @@ def _style_targets(
 
 
 def _style_at(image: np.ndarray, side: int, backbone: Backbone) -> np.ndarray:
-    """``image`` with its long side at ``side``; like the content in ``plan_run``, a short side
-    below the backbone's minimum is raised to it, and an image too thin for that is refused."""
+    """``image`` with its long side at ``side``, sized by the same rule as the content."""
     height, width = image.shape[:2]
-    short = min(height, width) * side / max(height, width)
-    if short >= backbone.min_side:
-        return fit_long_side(image, side)
-    scale = backbone.min_side / min(height, width)
-    if max(height, width) * scale > max(2 * side, 1024):
+    shape, _ = _fit_shape((height, width), side, backbone.min_side)
+    if shape is None:
+        short = min(height, width) * side / max(height, width)
         raise SettingsError(
             f"a style image ({width}x{height}) is too thin for {backbone.name}: scaled to {side} "
             f"px its short side would be {int(short)} px, and the model needs "
             f"{backbone.min_side} px; crop the image or choose a larger size"
         )
-    new_height = max(backbone.min_side, round(height * scale))
-    return resize_to(image, new_height, max(backbone.min_side, round(width * scale)))
+    return resize_to(image, *shape)
+
+
+def _fit_shape(
+    shape: tuple[int, int], long_side: int, min_side: int
+) -> tuple[tuple[int, int] | None, bool]:
+    """The (height, width) with the long side at ``long_side`` and the aspect ratio kept.
+
+    A short side below the backbone's ``min_side`` is raised to it (returns ``enlarged``
+    True); when that would take the long side past ``max(2 * long_side, 1024)`` the image is
+    too thin to use and the shape is None.
+    """
+    height, width = shape
+    scale = long_side / max(height, width)
+    short = min(height, width) * scale
+    enlarged = short < min_side
+    if enlarged:
+        if long_side * min_side / short > max(2 * long_side, 1024):
+            return None, True
+        scale *= min_side / short
+    low = min_side if enlarged else 1  # guards the raised side against float round-down
+    return (max(low, round(height * scale)), max(low, round(width * scale))), enlarged
 
 
 def _initial_image(
