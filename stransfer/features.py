@@ -68,7 +68,9 @@ def build_network(backbone: Backbone, precision: str, weights: Path | None) -> k
             network = backbone.build()
         finally:
             keras.config.set_dtype_policy(previous)
-    if weights is not None:
+    if weights is None:
+        _seeded_kernels(network)
+    else:
         try:
             network.load_weights(str(weights))
         except (ValueError, OSError, KeyError) as error:
@@ -80,6 +82,24 @@ def build_network(backbone: Backbone, precision: str, weights: Path | None) -> k
             ) from error
     network.trainable = False
     return network
+
+
+def _seeded_kernels(network: keras.Model, seed: int = 0) -> None:
+    """Give an untrained network the same kernels in every process.
+
+    Keras draws initial weights from a global generator, so an untrained network would depend
+    on whatever was built before it (and tests on random weights on their order). Kernels get
+    Glorot-uniform values from a fixed seed; biases and batch-norm statistics are constants.
+    """
+    rng = np.random.default_rng(seed)
+    for variable in network.weights:
+        shape = tuple(variable.shape)
+        if len(shape) < 2:
+            continue
+        receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+        fan_in, fan_out = receptive * shape[-2], receptive * shape[-1]
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        variable.assign(rng.uniform(-limit, limit, shape).astype(np.float32))
 
 
 def _first_line(error: BaseException) -> str:
