@@ -46,10 +46,11 @@ from stransfer import (
     plan_run,
     transfer,
 )
-from stransfer.animation import FrameRecorder, encode_animation
-from stransfer.color import COLOR_MODES
-from stransfer.features import PRECISIONS
-from stransfer.images import (
+from stransfer.core.settings import COLOR_MODES, INITS, MAX_STEPS, OPTIMIZERS, PRECISIONS
+from stransfer.core.strength import strength_extra, strength_from_extra, strength_to_weights
+from stransfer.engine.run import format_duration
+from stransfer.io.animation import FrameRecorder, encode_animation
+from stransfer.io.images import (
     IMAGE_SUFFIXES,
     MAX_BYTES,
     encode_png,
@@ -58,8 +59,7 @@ from stransfer.images import (
     list_images,
     resize_to,
 )
-from stransfer.optimize import format_duration
-from stransfer.records import (
+from stransfer.io.records import (
     RecordError,
     RunRecord,
     load_record,
@@ -67,8 +67,6 @@ from stransfer.records import (
     record_of_step,
     settings_from_record,
 )
-from stransfer.settings import INITS, MAX_STEPS, OPTIMIZERS
-from stransfer.strength import strength_extra, strength_from_extra, strength_to_weights
 
 #: Errors whose message is meant for the user: shown with st.error, never as a traceback.
 USER_ERRORS = (ImageError, SettingsError, BackboneError, WeightsError)

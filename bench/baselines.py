@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from stransfer.features import FeatureExtractor
-from stransfer.images import fit_long_side, load_image, resize_to, to_uint8
+from stransfer.engine.features import FeatureExtractor
+from stransfer.io.images import fit_long_side, load_image, resize_to, to_uint8
 
 STYLE_LAYERS = [f"block{i}_conv1" for i in range(1, 6)]
 CONTENT_LAYER = "block4_conv2"
@@ -34,7 +34,7 @@ class Scorer:
     def __init__(self, weights: Path, size: int = 512) -> None:
         extractor = FeatureExtractor("VGG19", "float32", weights)
         model = extractor.outputs_for([*STYLE_LAYERS, CONTENT_LAYER])
-        preprocess = extractor.backbone.preprocess
+        preprocess = extractor.backbone.preprocess_input
         self.size = size
         self._features = tf.function(lambda x: model(preprocess(x), training=False))
 
@@ -76,7 +76,7 @@ def tutorial_adam(
     """
     extractor = FeatureExtractor("VGG19", "float32", weights)
     model = extractor.outputs_for([*STYLE_LAYERS, "block5_conv2"])
-    preprocess = extractor.backbone.preprocess
+    preprocess = extractor.backbone.preprocess_input
 
     def outputs(x: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
         feats = model(preprocess(x * 255.0), training=False)

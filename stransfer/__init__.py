@@ -9,6 +9,11 @@ A minimal run::
     for event in transfer(load_image("photo.jpg"), load_image("art.jpg"), settings, extractor):
         print(event.step, event.losses["total"])
     final = event.image  # uint8 RGB
+
+The package follows the data flow, each folder importing only from the ones before it:
+``core`` (settings, the model table, plans, events; no TensorFlow) -> ``io`` (images, colour,
+animations, run records) -> ``weights`` -> ``engine`` (backbones, features, losses,
+optimisers, the run) -> front ends (``cli``, the page in ``app.py``).
 """
 
 import importlib
@@ -21,24 +26,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Public names and the module that defines each. Imported on first use, so that light entry
 # points (``python -m stransfer.weights``, ``--help``) do not pay for TensorFlow.
 _EXPORTS = {
-    "BACKBONES": "backbones",
-    "BACKBONE_NAMES": "backbones",
-    "Backbone": "backbones",
-    "BackboneError": "backbones",
-    "get_backbone": "backbones",
-    "FeatureExtractor": "features",
-    "load_extractor": "features",
-    "resolve_precision": "features",
-    "ImageError": "images",
-    "load_image": "images",
-    "save_image": "images",
-    "RunPlan": "optimize",
-    "StepEvent": "optimize",
-    "plan_run": "optimize",
-    "transfer": "optimize",
-    "SettingsError": "settings",
-    "TransferSettings": "settings",
+    "MODELS": "core.models",
+    "MODEL_NAMES": "core.models",
+    "ModelError": "core.models",
+    "ModelSpec": "core.models",
+    "get_model": "core.models",
+    "StepEvent": "core.events",
+    "RunPlan": "core.plan",
+    "plan_run": "core.plan",
+    "SettingsError": "core.settings",
+    "TransferSettings": "core.settings",
+    "ImageError": "io.images",
+    "load_image": "io.images",
+    "save_image": "io.images",
     "WeightsError": "weights",
+    "BACKBONES": "engine.backbones",
+    "BACKBONE_NAMES": "engine.backbones",
+    "Backbone": "engine.backbones",
+    "BackboneError": "engine.backbones",
+    "get_backbone": "engine.backbones",
+    "FeatureExtractor": "engine.features",
+    "load_extractor": "engine.features",
+    "resolve_precision": "engine.features",
+    "transfer": "engine.run",
 }
 __all__ = sorted(_EXPORTS)
 

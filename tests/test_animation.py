@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stransfer.animation import FrameRecorder, encode_animation, write_animation
-from stransfer.images import ImageError
+from stransfer.io.animation import FrameRecorder, encode_animation, write_animation
+from stransfer.io.images import ImageError
 
 
 def _frame(i: int, height: int = 48, width: int = 64) -> np.ndarray:

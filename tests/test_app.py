@@ -16,10 +16,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import app
-from stransfer import BACKBONES, StepEvent, TransferSettings, cli
-from stransfer.images import encode_png, resize_to
-from stransfer.records import load_record, settings_from_record
-from stransfer.strength import strength_to_weights
+from stransfer import BACKBONES, StepEvent, TransferSettings
+from stransfer.cli import transfer as cli
+from stransfer.core.strength import strength_to_weights
+from stransfer.io.images import encode_png, resize_to
+from stransfer.io.records import load_record, settings_from_record
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 TIMEOUT = 120
@@ -298,7 +299,7 @@ def test_two_styles_blend_by_their_weights(data_dir: Path) -> None:
 
 
 def test_colour_init_and_scale_controls_reach_the_run(data_dir: Path) -> None:
-    from stransfer.color import mean_chroma_error
+    from stransfer.io.color import mean_chroma_error
 
     at = _small(_page(data_dir))
     at.selectbox(key="preserve_color").set_value("luminance")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from stransfer import BACKBONE_NAMES, TransferSettings, get_backbone, transfer
-from stransfer.backbones import BackboneError
-from stransfer.features import load_extractor
+from stransfer.engine.backbones import BackboneError
+from stransfer.engine.features import load_extractor
 
 
 @pytest.mark.parametrize("name", BACKBONE_NAMES)

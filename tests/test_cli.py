@@ -14,14 +14,15 @@ import pytest
 from conftest import _smooth_image
 from PIL import Image
 
-from stransfer import cli, transfer
-from stransfer.color import mean_chroma_error
-from stransfer.features import load_extractor
-from stransfer.images import image_sha256, load_image, resize_to
-from stransfer.optimize import StepEvent, format_duration
-from stransfer.records import RunRecord, load_record, settings_from_record
-from stransfer.settings import TransferSettings
-from stransfer.strength import strength_to_weights
+from stransfer import transfer
+from stransfer.cli import transfer as cli
+from stransfer.core.settings import TransferSettings
+from stransfer.core.strength import strength_to_weights
+from stransfer.engine.features import load_extractor
+from stransfer.engine.run import StepEvent, format_duration
+from stransfer.io.color import mean_chroma_error
+from stransfer.io.images import image_sha256, load_image, resize_to
+from stransfer.io.records import RunRecord, load_record, settings_from_record
 
 ROOT = Path(__file__).resolve().parents[1]
 # Untrained weights and tiny images keep every run to a second or two.

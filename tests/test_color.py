@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from stransfer.color import (
-    COLOR_MODES,
+from stransfer.core.settings import COLOR_MODES
+from stransfer.io.color import (
     combine_luminance,
     luminance_image,
     match_color_histogram,

@@ -11,10 +11,10 @@ import pytest
 from conftest import _smooth_image
 
 from stransfer import TransferSettings, transfer
-from stransfer.features import load_extractor
-from stransfer.images import fit_long_side, resize_to
-from stransfer.losses import relative_error
-from stransfer.strength import strength_to_weights
+from stransfer.core.strength import strength_to_weights
+from stransfer.engine.features import load_extractor
+from stransfer.engine.losses import relative_error
+from stransfer.io.images import fit_long_side, resize_to
 
 
 @pytest.fixture(scope="module")

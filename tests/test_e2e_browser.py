@@ -32,8 +32,8 @@ import psutil
 import pytest
 from PIL import Image
 
-from stransfer.images import image_sha256, load_image
-from stransfer.records import RunRecord, load_record
+from stransfer.io.images import image_sha256, load_image
+from stransfer.io.records import RunRecord, load_record
 
 pytestmark = pytest.mark.slow
 

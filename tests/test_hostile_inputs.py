@@ -34,7 +34,7 @@ from stransfer import (
     plan_run,
     transfer,
 )
-from stransfer.images import MAX_BYTES
+from stransfer.io.images import MAX_BYTES
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 LIB_SIZE = 64  # the library and the CLI run at this size
@@ -483,7 +483,7 @@ def fresh_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Private STRANSFER_CACHE and KERAS_HOME; no extractor cached from earlier tests."""
     import streamlit as st
 
-    from stransfer import features
+    from stransfer.engine import features
 
     cache, keras_home = tmp_path / "cache", tmp_path / "keras_home"
     cache.mkdir()

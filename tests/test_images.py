@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from pngs import handmade_png
 
-from stransfer import images
-from stransfer.images import (
+from stransfer.io import images
+from stransfer.io.images import (
     IMAGE_SUFFIXES,
     ImageError,
     encode_png,

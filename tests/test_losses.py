@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stransfer import losses
+from stransfer.engine import losses
 
 
 def np_gram(features: np.ndarray) -> np.ndarray:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from stransfer import SettingsError, TransferSettings, get_backbone, plan_run, transfer
-from stransfer.features import load_extractor
-from stransfer.images import resize_to
+from stransfer.engine.features import load_extractor
+from stransfer.io.images import resize_to
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_bad_settings_are_named(kw, match):
 def test_colour_preservation_keeps_the_content_colours(vgg, content_img, style_img, mode, factor):
     """Luminance-only transfer keeps the content's chroma (>= 3x lower error); histogram
     matching only moves the style's global palette, so local colour still comes through."""
-    from stransfer.color import mean_chroma_error
+    from stransfer.io.color import mean_chroma_error
 
     # a strongly coloured style (red/blue) on the test content, so colour transfer shows
     style = style_img.copy()
@@ -169,7 +169,7 @@ def test_colour_preservation_keeps_the_content_colours(vgg, content_img, style_i
 
 
 def test_objective_cache_is_bounded_and_reuses_recent_layer_sets(vgg):
-    from stransfer.features import MAX_OBJECTIVES
+    from stransfer.engine.features import MAX_OBJECTIVES
 
     layers = get_backbone("VGG19").layers
     first = vgg.objective(("block4_conv2",), (layers[0],))

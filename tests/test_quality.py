@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from stransfer import TransferSettings, WeightsError, transfer
-from stransfer.features import FeatureExtractor, load_extractor
-from stransfer.images import fit_long_side, load_image
+from stransfer.engine.features import FeatureExtractor, load_extractor
+from stransfer.io.images import fit_long_side, load_image
 from stransfer.weights import INSTALL_CMD, resolve_weights
 
 DATA = Path(__file__).resolve().parents[1] / "data"

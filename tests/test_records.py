@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stransfer.images import ImageError, encode_png, image_sha256, load_image, read_png_metadata
-from stransfer.records import (
+from stransfer.io.images import ImageError, encode_png, image_sha256, load_image, read_png_metadata
+from stransfer.io.records import (
     RECORD_KEY,
     RecordError,
     RunRecord,
@@ -143,7 +143,7 @@ def test_save_result_and_load_back(tmp_path, content_img, style_img) -> None:
 
 
 def test_settings_restored_equal(tmp_path, content_img, style_img) -> None:
-    from stransfer.settings import TransferSettings
+    from stransfer.core.settings import TransferSettings
 
     original = TransferSettings.from_dict(SETTINGS)
     record = _record(content_img, style_img, settings=original.to_dict())

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from stransfer.strength import (
+from stransfer.core.strength import (
     DECADES,
     strength_extra,
     strength_from_extra,

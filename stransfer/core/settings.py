@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .backbones import DEFAULT_BACKBONE, get_backbone
-from .color import COLOR_MODES
+from .models import DEFAULT_MODEL, get_model
 
 OPTIMIZERS = ("lbfgs", "adam")
+PRECISIONS = ("auto", "float32", "bfloat16")
+#: ``none``; ``luminance`` keeps the content's colours; ``histogram`` recolours the styles.
+COLOR_MODES = ("none", "luminance", "histogram")
 INITS = ("content", "noise", "style")
 MIN_SIZE, MAX_SIZE = 16, 4096
 MAX_STEPS = 10_000
@@ -49,7 +51,7 @@ class TransferSettings:
         max_seconds: stop when this much time has passed (None: no budget).
     """
 
-    model: str = DEFAULT_BACKBONE
+    model: str = DEFAULT_MODEL
     steps: int = 60
     size: int = 512
     content_weight: float = 1.0
@@ -70,7 +72,7 @@ class TransferSettings:
 
     def validated(self) -> TransferSettings:
         """Return the settings with defaults filled in, or raise SettingsError."""
-        backbone = get_backbone(self.model)  # BackboneError is a ValueError with the choices
+        backbone = get_model(self.model)  # ModelError is a ValueError with the choices
         _check_int("steps", self.steps, 1, MAX_STEPS)
         _check_int("size", self.size, MIN_SIZE, MAX_SIZE)
         _check_int("scales", self.scales, 1, 4)
@@ -91,9 +93,9 @@ class TransferSettings:
                 f"preserve_color {self.preserve_color!r} is unknown; "
                 f"use one of: {', '.join(COLOR_MODES)}"
             )
-        if self.precision not in ("auto", "float32", "bfloat16"):
+        if self.precision not in PRECISIONS:
             raise SettingsError(
-                f"precision {self.precision!r} is unknown; use auto, float32 or bfloat16"
+                f"precision {self.precision!r} is unknown; use one of: {', '.join(PRECISIONS)}"
             )
         content = dict(
             backbone.content_layers if self.content_layers is None else self.content_layers

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.settings import TransferSettings
 from .images import MAX_BYTES, ImageError, read_png_metadata, save_image, write_bytes_atomic
 
 if TYPE_CHECKING:
-    from .optimize import StepEvent
-    from .settings import TransferSettings
+    from ..core.events import StepEvent
 
 #: Key of the PNG text chunk that carries the record.
 RECORD_KEY = "stransfer"
@@ -338,6 +338,5 @@ def settings_from_record(record: RunRecord) -> TransferSettings:
 
     Not validated here: ``transfer()`` validates, and reports problems as ``SettingsError``.
     """
-    from .settings import TransferSettings  # imports Keras: only when settings are wanted
 
     return TransferSettings.from_dict(record.settings)

@@ -25,16 +25,29 @@ from typing import Any, NoReturn, TextIO
 import numpy as np
 import tensorflow as tf
 
-from .animation import FrameRecorder, write_animation
-from .backbones import BACKBONE_NAMES, BackboneError, get_backbone
-from .color import COLOR_MODES
-from .features import PRECISIONS, FeatureExtractor, load_extractor
-from .images import ImageError, image_sha256, load_image, save_image
-from .optimize import StepEvent, format_duration, plan_run, transfer
-from .records import RECORD_KEY, RunRecord, png_metadata, record_of_step, save_result, save_sidecar
-from .settings import INITS, OPTIMIZERS, SettingsError, TransferSettings
-from .strength import strength_extra, strength_to_weights
-from .weights import INSTALL_CMD, WeightsError
+from ..core.settings import (
+    COLOR_MODES,
+    INITS,
+    OPTIMIZERS,
+    PRECISIONS,
+    SettingsError,
+    TransferSettings,
+)
+from ..core.strength import strength_extra, strength_to_weights
+from ..engine.backbones import BACKBONE_NAMES, BackboneError, get_backbone
+from ..engine.features import FeatureExtractor, load_extractor
+from ..engine.run import StepEvent, format_duration, plan_run, transfer
+from ..io.animation import FrameRecorder, write_animation
+from ..io.images import ImageError, image_sha256, load_image, save_image
+from ..io.records import (
+    RECORD_KEY,
+    RunRecord,
+    png_metadata,
+    record_of_step,
+    save_result,
+    save_sidecar,
+)
+from ..weights import INSTALL_CMD, WeightsError
 
 PROG = "stransfer"
 #: Output file types the CLI writes (PNG keeps the run record in its metadata).

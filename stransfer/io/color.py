@@ -18,8 +18,6 @@ import numpy as np
 
 from .images import to_uint8
 
-COLOR_MODES = ("none", "luminance", "histogram")
-
 # FCC NTSC RGB -> YIQ. The Y row sums to 1, so Y stays in 0..255 and a grey image has Y equal to
 # its channel value. The inverse is computed rather than typed in so the round trip is exact to
 # float precision.

@@ -1,10 +1,9 @@
-"""The registry of backbone networks: constructors, preprocessing, pickable layers and defaults.
+"""The model table: every backbone as plain data (no TensorFlow, no Keras).
 
-Every backbone is a ``keras.applications`` network built without its classifier head, so it
-accepts any H x W. A *layer name* here is the name a user sees and picks; for most networks it is
-the Keras layer name itself. InceptionV3's stem activations are auto-named by Keras
-(``activation``, ``activation_94``, ... depending on what was built before), so they get stable
-aliases (``stem_conv1`` ... ``stem_conv5``) that are resolved against each built model.
+One row per network holds what the settings, the CLI's ``--help``, the page's widgets, the
+weights resolver and the engine need: the pickable layers, the default layers and why, the
+preprocessing, the smallest side the network accepts and Keras' official weights file. The
+engine (``stransfer.engine.backbones``) turns a row into a built network.
 
 Default layers follow Gatys et al.: style from the first activation of each resolution stage
 (fine brush texture to large-scale structure), content from one mid-depth layer at 1/8
@@ -13,59 +12,61 @@ resolution, which keeps object layout while leaving texture free to change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import keras
-from keras import applications as apps
+#: Where Keras publishes its ImageNet files (``folder/file`` below it).
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
-class BackboneError(ValueError):
-    """A backbone or layer name that the registry does not know (message names the choices)."""
+class ModelError(ValueError):
+    """A model or layer name the table does not know (the message names the choices)."""
 
 
 @dataclass(frozen=True)
-class Backbone:
-    """Everything the engine needs to know about one network.
+class ModelSpec:
+    """One backbone as data.
 
     Attributes:
         name: the name users pick (``"VGG19"``).
         keras_name: the ``keras.applications`` class it wraps (``"DenseNet121"``).
-        constructor: builds the headless network for ``input_shape=(None, None, 3)``.
-        preprocess: the network's own ``preprocess_input`` (RGB 0..255 in, network input out).
+        preprocess: the ``keras.applications`` module whose ``preprocess_input`` it uses.
         layers: ordered layer names a user may pick, shallow to deep.
         content_layers: default content layers and their weights.
         style_layers: default style layers and their weights.
+        why: one sentence on why those defaults.
         min_side: smallest image side the network accepts (valid-padded stems shrink input).
-        aliases: stable name -> callable that finds the Keras layer name in a built model.
+        stem_aliases: user names resolved to the n-th Activation layer of a built model
+            (InceptionV3's stem activations are auto-numbered by Keras).
+        weights_file: Keras' official ImageNet no-top file.
+        weights_folder: its folder under ``KERAS_WEIGHTS_URL``.
+        weights_md5: the hash ``keras.utils.get_file`` checks for that file.
+        offline: True where ``python -m stransfer.weights install`` can get weights offline.
     """
 
     name: str
     keras_name: str
-    constructor: Callable[..., keras.Model]
-    preprocess: Callable[[Any], Any]
+    preprocess: str
     layers: tuple[str, ...]
     content_layers: dict[str, float]
     style_layers: dict[str, float]
+    why: str
+    weights_file: str
+    weights_folder: str
+    weights_md5: str
     min_side: int = 32
-    aliases: dict[str, Callable[[keras.Model], str]] = field(default_factory=dict)
+    stem_aliases: dict[str, int] = field(default_factory=dict)
+    offline: bool = False
 
-    def build(self) -> keras.Model:
-        """Build the headless network with random weights (load weights separately)."""
-        return self.constructor(include_top=False, weights=None, input_shape=(None, None, 3))
-
-    def keras_layer_name(self, model: keras.Model, layer: str) -> str:
-        """Map a user-facing layer name to the layer's name in ``model``."""
-        if layer in self.aliases:
-            return self.aliases[layer](model)
-        return layer
+    @property
+    def weights_url(self) -> str:
+        return f"{KERAS_WEIGHTS_URL}{self.weights_folder}/{self.weights_file}"
 
     def check_layers(self, layers: Sequence[str]) -> None:
-        """Raise BackboneError naming the valid choices if any layer is unknown."""
+        """Raise ModelError naming the valid choices if any layer is unknown."""
         unknown = [name for name in layers if name not in self.layers]
         if unknown:
-            raise BackboneError(
+            raise ModelError(
                 f"{self.name} has no layer {', '.join(map(repr, unknown))}; "
                 f"choose from: {', '.join(self.layers)}"
             )
@@ -81,65 +82,60 @@ def _vgg_layers(blocks: Sequence[int]) -> tuple[str, ...]:
     )
 
 
-def _nth_activation(index: int) -> Callable[[keras.Model], str]:
-    """Resolve the index-th Activation layer of a built model (InceptionV3's stem)."""
-
-    def find(model: keras.Model) -> str:
-        acts = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Activation)]
-        return acts[index]
-
-    return find
-
-
 def _even(names: Sequence[str]) -> dict[str, float]:
     return {name: 1.0 for name in names}
 
 
 _VGG_STYLE = _even([f"block{b}_conv1" for b in range(1, 6)])
-
+_VGG_WHY = "style from the first conv of each of the 5 blocks, content block4_conv2 (Gatys et al.)"
 _DENSE_BLOCKS = (6, 12, 24, 16)
 _RESNET50_BLOCKS = (3, 4, 6, 3)
 
-BACKBONES: dict[str, Backbone] = {
-    "VGG19": Backbone(
+_TABLE = (
+    ModelSpec(
         name="VGG19",
         keras_name="VGG19",
-        constructor=apps.VGG19,
-        preprocess=apps.vgg19.preprocess_input,
+        preprocess="vgg19",
         layers=_vgg_layers((2, 2, 4, 4, 4)),
         content_layers={"block4_conv2": 1.0},
         style_layers=_VGG_STYLE,
+        why=_VGG_WHY,
+        weights_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        weights_folder="vgg19",
+        weights_md5="253f8cb515780f3b799900260a226db6",
+        offline=True,
     ),
-    "VGG16": Backbone(
+    ModelSpec(
         name="VGG16",
         keras_name="VGG16",
-        constructor=apps.VGG16,
-        preprocess=apps.vgg16.preprocess_input,
+        preprocess="vgg16",
         layers=_vgg_layers((2, 2, 3, 3, 3)),
         content_layers={"block4_conv2": 1.0},
         style_layers=_VGG_STYLE,
+        why=_VGG_WHY,
+        weights_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        weights_folder="vgg16",
+        weights_md5="6d6bbae143d832006294945121d1f1fc",
     ),
-    # InceptionV3: stem convs at 1/2 and 1/4, mixed0-2 at 1/8, mixed3-7 at 1/16, mixed8-10 at 1/32.
-    # Style takes one layer per stage up to 1/16; content mixed2 is the last 1/8 block, the
-    # analogue of VGG's block4_conv2.
-    "InceptionV3": Backbone(
+    ModelSpec(
         name="InceptionV3",
         keras_name="InceptionV3",
-        constructor=apps.InceptionV3,
-        preprocess=apps.inception_v3.preprocess_input,
+        preprocess="inception_v3",
         layers=(*(f"stem_conv{i}" for i in range(1, 6)), *(f"mixed{i}" for i in range(11))),
         content_layers={"mixed2": 1.0},
         style_layers=_even(["stem_conv1", "stem_conv3", "stem_conv5", "mixed0", "mixed3"]),
+        why="stem convs at 1/2 and 1/4, mixed0-2 at 1/8, mixed3-7 at 1/16: style takes one "
+        "layer per stage up to 1/16; content mixed2 is the last 1/8 block (VGG's block4_conv2)",
+        weights_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        weights_folder="inception_v3",
+        weights_md5="bcbd6486424b2319ff4ef7d526e38f63",
         min_side=75,
-        aliases={f"stem_conv{i + 1}": _nth_activation(i) for i in range(5)},
+        stem_aliases={f"stem_conv{i + 1}": i for i in range(5)},
     ),
-    # Xception: entry flow at 1/2, 1/4, 1/8, middle flow (block5-12) at 1/16, exit at 1/32.
-    # Style: the last activation before each downsampling; content: block4 at 1/8.
-    "Xception": Backbone(
+    ModelSpec(
         name="Xception",
         keras_name="Xception",
-        constructor=apps.Xception,
-        preprocess=apps.xception.preprocess_input,
+        preprocess="xception",
         layers=(
             "block1_conv1_act",
             "block1_conv2_act",
@@ -164,15 +160,17 @@ BACKBONES: dict[str, Backbone] = {
                 "block5_sepconv3_act",
             ]
         ),
+        why="entry flow at 1/2, 1/4, 1/8, middle flow at 1/16: style the last activation "
+        "before each downsampling; content block4 at 1/8",
+        weights_file="xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        weights_folder="xception",
+        weights_md5="b0042744bf5b25fce3cb969f33bebb97",
         min_side=71,
     ),
-    # DenseNet121: conv1 at 1/2, dense blocks at 1/4, 1/8, 1/16, 1/32; poolN_relu is the end
-    # of each dense block (before its transition), so style takes those; content pool3_relu.
-    "DenseNet": Backbone(
+    ModelSpec(
         name="DenseNet",
         keras_name="DenseNet121",
-        constructor=apps.DenseNet121,
-        preprocess=apps.densenet.preprocess_input,
+        preprocess="densenet",
         layers=(
             "conv1_relu",
             *(
@@ -186,14 +184,16 @@ BACKBONES: dict[str, Backbone] = {
         ),
         content_layers={"pool3_relu": 1.0},
         style_layers=_even(["conv1_relu", "pool2_relu", "pool3_relu", "pool4_relu"]),
+        why="poolN_relu ends each dense block (before its transition): style takes those, "
+        "content pool3_relu at 1/8",
+        weights_file="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        weights_folder="densenet",
+        weights_md5="30ee3e1110167f948a6b9946edeeb738",
     ),
-    # ResNet50: conv1 at 1/2, then stages at 1/4, 1/8, 1/16, 1/32; style takes each stage's
-    # output up to 1/16, content the 1/8 stage output.
-    "ResNet": Backbone(
+    ModelSpec(
         name="ResNet",
         keras_name="ResNet50",
-        constructor=apps.ResNet50,
-        preprocess=apps.resnet50.preprocess_input,
+        preprocess="resnet50",
         layers=(
             "conv1_relu",
             *(
@@ -206,15 +206,15 @@ BACKBONES: dict[str, Backbone] = {
         style_layers=_even(
             ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out"]
         ),
+        why="style takes each stage's output up to 1/16, content the 1/8 stage output",
+        weights_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        weights_folder="resnet",
+        weights_md5="4d473c1dd8becc155b73f8504c6f6626",
     ),
-    # ResNet50V2 (pre-activation): each block's preact_relu is the activated input of that
-    # block; stacks downsample in their last block, so conv2_block1 is 1/4, conv3_block1 1/8,
-    # conv4_block1 1/16, conv5_block1 1/32.
-    "ResNetV2": Backbone(
+    ModelSpec(
         name="ResNetV2",
         keras_name="ResNet50V2",
-        constructor=apps.ResNet50V2,
-        preprocess=apps.resnet_v2.preprocess_input,
+        preprocess="resnet_v2",
         layers=(
             *(
                 name
@@ -233,25 +233,24 @@ BACKBONES: dict[str, Backbone] = {
                 "conv5_block1_preact_relu",
             ]
         ),
+        why="pre-activation: each block's preact_relu is its activated input; style the first "
+        "block of each stage (1/4 to 1/32), content conv3_block2 at 1/8",
+        weights_file="resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        weights_folder="resnet",
+        weights_md5="fac2f116257151a9d068a22e544a4917",
     ),
-}
-
-#: Backbone names in the order the UI lists them; VGG19 is the default (offline weights exist).
-BACKBONE_NAMES: tuple[str, ...] = (
-    "VGG19",
-    "VGG16",
-    "InceptionV3",
-    "Xception",
-    "DenseNet",
-    "ResNet",
-    "ResNetV2",
 )
-DEFAULT_BACKBONE = "VGG19"
+
+#: Every backbone by name, in the order the UI lists them.
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _TABLE}
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+#: VGG19 is the default: its ImageNet weights can be installed offline.
+DEFAULT_MODEL = "VGG19"
 
 
-def get_backbone(name: str) -> Backbone:
-    """Return the registry entry for ``name`` (case-insensitive) or raise BackboneError."""
-    for key, backbone in BACKBONES.items():
-        if key.lower() == name.lower():
-            return backbone
-    raise BackboneError(f"unknown model {name!r}; choose one of: {', '.join(BACKBONE_NAMES)}")
+def get_model(name: str) -> ModelSpec:
+    """The table row for ``name`` (case-insensitive), or ModelError naming the choices."""
+    for key, spec in MODELS.items():
+        if key.casefold() == str(name).casefold():
+            return spec
+    raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")

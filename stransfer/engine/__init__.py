@@ -1,0 +1,4 @@
+"""Stage 3: the Gatys optimiser on TensorFlow/Keras.
+
+Backbones -> features -> losses -> optimisers -> the run (``engine.run.transfer``).
+"""

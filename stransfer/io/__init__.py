@@ -1,0 +1,1 @@
+"""Stage 1: images in and out (safe loading, resizing, colour, animations, run records)."""
