@@ -121,6 +121,10 @@ def check_settings(
         raise InvalidSettings(
             f"engine {engine!r} is not available in this service; use one of: {', '.join(ENGINES)}"
         )
+    seed = data.get("seed", 0)
+    # TransferSettings.validated() does not check the seed yet (issue 10 adds it there).
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InvalidSettings(f"seed must be a whole number of 0 or more, not {seed!r}")
     base = TransferSettings.from_dict(data)
     strength = data.get("strength", 100.0)
     try:
