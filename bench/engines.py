@@ -11,6 +11,7 @@ killed with SIGKILL (how long until the engine itself notices, bounded at 30 s).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,10 +36,8 @@ def _rss_of_others() -> float:
     me = psutil.Process()
     total = 0
     for proc in me.children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.Error):
             total += proc.memory_info().rss
-        except psutil.Error:
-            pass
     return total / 2**20
 
 
