@@ -33,6 +33,7 @@ from .worker import HEARTBEAT_SECONDS, STALE_SECONDS, run_input, setting, worker
 QUEUE = "stransfer"
 EVENTS = "stransfer:events"
 WORKERS = "stransfer:workers"
+GROUP = "bridges"
 
 
 def _redis(url: str) -> Any:
@@ -119,19 +120,31 @@ class Bridge:
     # ------------------------------------------------------------------ events
 
     def _collect_loop(self) -> None:
-        last = "0"
+        # A consumer group: with several bridges (the API and the page) each event is applied
+        # once; events a bridge read but did not apply before it died are taken over.
+        import redis
+
+        with contextlib.suppress(redis.ResponseError):  # the group exists already
+            self.redis.xgroup_create(EVENTS, GROUP, id="0", mkstream=True)
+        consumer = worker_name()
+        with contextlib.suppress(Exception):  # take over what a bridge that died left unread
+            self.redis.xautoclaim(EVENTS, GROUP, consumer, min_idle_time=10_000, start_id="0")
+        pending = True
         while not self._stop.is_set():
             try:
-                answer = self.redis.xread({EVENTS: last}, count=100, block=500)
+                answer = self.redis.xreadgroup(
+                    GROUP, consumer, {EVENTS: "0" if pending else ">"}, count=100, block=500
+                )
             except Exception:
                 time.sleep(1)
                 continue
-            for _, entries in answer or []:
-                for entry_id, fields in entries:
-                    with contextlib.suppress(Exception):  # one bad event must not stop the rest
-                        self._apply({k.decode(): v for k, v in fields.items()})
-                    self.redis.xdel(EVENTS, entry_id)
-                    last = entry_id
+            entries = [entry for _, batch in answer or [] for entry in batch]
+            pending = pending and bool(entries)
+            for entry_id, fields in entries:
+                with contextlib.suppress(Exception):  # one bad event must not stop the rest
+                    self._apply({k.decode(): v for k, v in fields.items()})
+                self.redis.xack(EVENTS, GROUP, entry_id)
+                self.redis.xdel(EVENTS, entry_id)
 
     def _apply(self, e: dict[str, bytes]) -> None:
         kind = e["kind"].decode()
