@@ -13,7 +13,7 @@ import importlib
 import sys
 
 #: Subcommand -> module in this package. Anything else is a transfer run's arguments.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {"serve": "serve", "worker": "worker"}
 
 
 def main(argv: list[str] | None = None) -> int:

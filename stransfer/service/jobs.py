@@ -35,6 +35,7 @@ class JobRequest:
         names: display names of the inputs (content first), for records and captions.
         resume_from: a PNG to start from (the page's Continue), or None.
         client: who submitted it (fair queueing and per-client limits).
+        first_step: steps already done on ``resume_from`` (a continued run counts on from it).
     """
 
     content: bytes
@@ -43,6 +44,7 @@ class JobRequest:
     names: Sequence[str] = ()
     resume_from: bytes | None = None
     client: str = ""
+    first_step: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,58 @@ class JobView:
         return self.state in FINAL_STATES
 
 
+class JobError(Exception):
+    """A request the service refuses; ``str(e)`` is one line naming the problem and the fix.
+
+    ``status`` is the HTTP status the API answers with; subclasses fix it.
+    """
+
+    status = 400
+
+
+class BadRequest(JobError):
+    """Malformed input: bad JSON, a file that is not an image, a missing part."""
+
+    status = 400
+
+
+class InvalidSettings(JobError):
+    """A setting that is unknown or out of range."""
+
+    status = 422
+
+
+class TooLarge(JobError):
+    """An upload, an image or a job bigger than the limits allow."""
+
+    status = 413
+
+
+class NoSuchJob(JobError, KeyError):
+    """No job with that id (or not an id of ours at all)."""
+
+    status = 404
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "no such job"
+
+
+class Conflict(JobError):
+    """The job is not in a state that allows this (a result before it is done)."""
+
+    status = 409
+
+
+class Busy(JobError):
+    """Too many queued jobs (for this client or in all); retry after ``retry_after`` seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class JobService(Protocol):
     """Submit, watch, fetch and cancel jobs. Every method is quick: work happens in workers."""
 
@@ -83,7 +137,7 @@ class JobService(Protocol):
         ...
 
     def get(self, job_id: str) -> JobView:
-        """The job's current view; KeyError if there is no such job."""
+        """The job's current view; ``NoSuchJob`` (a KeyError) if there is no such job."""
         ...
 
     def history(self, job_id: str) -> list[JobView]:

@@ -1,0 +1,211 @@
+"""One job -> one engine run, reported through a ``Reporter`` (runs only in worker processes).
+
+This is the only module of the service that touches the engine (TensorFlow, imported when a
+job runs). It is deliberately one small function over the existing library calls
+(``TransferSettings.from_dict``, ``load_extractor``, ``transfer``, ``record_of_step``) so it can
+be replaced by the engine's shared run recipe without touching the store, workers or API.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from ..core.plan import plan_run
+from ..core.settings import TransferSettings
+from ..io.images import encode_png, load_image
+from ..io.records import png_metadata, record_of_step
+
+#: Seconds between checkpoints of a running job (``STRANSFER_CHECKPOINT_SECONDS``).
+CHECKPOINT_SECONDS = 5.0
+#: Least seconds between two preview frames.
+FRAME_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """Everything a worker needs for one attempt at a job, as plain data (picklable).
+
+    ``done_before`` steps (of ``first_step + settings["steps"]``) are already done:
+    ``start_png`` then holds the image they made (a checkpoint) or the image a continued
+    run starts from.
+    """
+
+    job_id: str
+    attempt: int
+    settings: dict[str, Any]
+    extra: dict[str, Any]
+    inputs: dict[str, Any]
+    content: bytes
+    styles: list[tuple[bytes, float]]
+    start_png: bytes | None = None
+    first_step: int = 0
+    done_before: int = 0
+    elapsed_before: float = 0.0
+    from_checkpoint: bool = False
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended: ``done``, ``failed``, ``cancelled`` or ``released`` (the worker
+    is shutting down: the job goes back to the queue and continues from its checkpoint)."""
+
+    state: str
+    message: str = ""
+    result_png: bytes | None = None
+    record_json: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Reporter(Protocol):
+    """Where a running job's news goes (the store, or a broker's event stream)."""
+
+    def phase(self, text: str) -> None: ...
+
+    def progress(self, view: dict[str, Any], frame_png: bytes | None) -> None: ...
+
+    def checkpoint(self, png: bytes, step: int, elapsed: float) -> None: ...
+
+    def stop_reason(self) -> str | None:
+        """``cancel``, ``shutdown`` or None (keep going); polled between steps."""
+        ...
+
+
+def _seconds(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def execute(
+    run: RunInput, reporter: Reporter, *, clock: Callable[[], float] = time.monotonic
+) -> Outcome:
+    """Run one attempt of a job to its end and return how it ended (never raises for a
+    problem with the job itself: that becomes a ``failed`` outcome with the reason)."""
+    try:
+        return _execute(run, reporter, clock)
+    except MemoryError:
+        return Outcome("failed", "out of memory; submit again with a smaller size")
+    except Exception as err:  # the job's problem, told to its owner in one line
+        message = " ".join(str(err).split()) or type(err).__name__
+        if type(err).__name__ == "ResourceExhaustedError":
+            message = "out of memory; submit again with a smaller size"
+        return Outcome("failed", message[:500])
+
+
+def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> Outcome:
+    checkpoint_every = _seconds("STRANSFER_CHECKPOINT_SECONDS", CHECKPOINT_SECONDS)
+    weights = os.environ.get("STRANSFER_WEIGHTS") or None
+    original = TransferSettings.from_dict(run.settings)
+    total = run.first_step + original.steps
+    remaining = total - run.done_before
+    settings = original
+    if run.from_checkpoint:
+        # The checkpoint is a full-size image: continue at full size for the steps left.
+        budget = original.max_seconds
+        if budget is not None:
+            budget = max(0.1, budget - run.elapsed_before)
+        settings = replace(original, steps=max(1, remaining), scales=1, max_seconds=budget)
+
+    reporter.phase("reading the images")
+    content = load_image(run.content, name="content image")
+    styles = [
+        (load_image(data, name=f"style image {i + 1}"), weight)
+        for i, (data, weight) in enumerate(run.styles)
+    ]
+    start = load_image(run.start_png, name="start image") if run.start_png else None
+
+    reporter.phase("loading the model")
+    from ..engine.backbones import get_backbone
+    from ..engine.features import load_extractor
+    from ..engine.run import transfer
+
+    extractor = load_extractor(settings.model, settings.precision, weights)
+    plan = plan_run(content.shape[:2], settings, get_backbone(settings.model).min_side)
+    ends = [sum(plan.steps[: i + 1]) for i in range(len(plan.steps))]
+    extra = {
+        **run.extra,
+        "weights": str(extractor.weights) if extractor.weights is not None else weights,
+    }
+    if run.done_before:
+        extra["continued_from_step"] = run.done_before
+
+    def record_png(event: Any) -> tuple[bytes, str]:
+        record = record_of_step(
+            original,
+            event,
+            precision=extractor.precision,
+            content_sha256=run.inputs.get("content_sha256", ""),
+            style_sha256=run.inputs.get("style_sha256", []),
+            style_weights=[w for _, w in run.styles],
+            seconds=event.elapsed,
+            extra={**extra, "status": event.status, "steps_planned": total},
+        )
+        return encode_png(event.image, png_metadata(record)), record.to_json()
+
+    stop: list[str] = []
+
+    def should_stop() -> bool:
+        reason = reporter.stop_reason()
+        if reason:
+            stop.append(reason)
+        return bool(reason)
+
+    reporter.phase("computing the style targets" if plan.steps else "starting")
+    last = None
+    last_frame = last_checkpoint = clock()
+    events = transfer(
+        content, styles, settings, extractor, init_image=start, should_stop=should_stop
+    )
+    try:
+        for event in events:
+            event = replace(
+                event,
+                step=event.step + run.done_before,
+                steps=total,
+                elapsed=event.elapsed + run.elapsed_before,
+            )
+            last = event
+            now = clock()
+            local = event.step - run.done_before
+            if local in ends[:-1]:
+                shape = plan.shapes[ends.index(local) + 1]
+                phase = f"switching to {shape[1]}x{shape[0]}"
+            else:
+                phase = f"step {event.step}/{total}"
+            frame = None
+            if event.status == "running" and now - last_frame >= FRAME_SECONDS:
+                frame = encode_png(event.image)
+                last_frame = now
+            reporter.progress(
+                {
+                    "step": event.step,
+                    "steps": total,
+                    "losses": {k: float(v) for k, v in event.losses.items()},
+                    "phase": phase,
+                    "seconds_per_step": float(event.seconds_per_step),
+                    "eta": float(event.eta),
+                    "elapsed": float(event.elapsed),
+                },
+                frame,
+            )
+            if event.status == "running" and now - last_checkpoint >= checkpoint_every:
+                reporter.checkpoint(encode_png(event.image), event.step, event.elapsed)
+                last_checkpoint = now
+    finally:
+        events.close()
+    if last is None:
+        return Outcome("failed", "the run produced no image")
+    png, record_json = record_png(last)
+    if stop and stop[-1] != "cancel":  # shutting down, or the job was given to another worker
+        reporter.checkpoint(encode_png(last.image), last.step, last.elapsed)
+        return Outcome("released", f"worker stopped; continuing from step {last.step}")
+    if last.status == "stopped":
+        return Outcome("cancelled", f"cancelled at step {last.step} of {total}", png, record_json)
+    if last.status == "diverged":
+        return Outcome("failed", last.message, png, record_json)
+    return Outcome("done", last.message, png, record_json)

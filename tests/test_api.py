@@ -1,0 +1,317 @@
+"""The HTTP API on a real ``stransfer serve`` with 2 local workers on 127.0.0.1.
+
+One server and worker set for the module; tiny jobs (untrained weights, 64 px, few steps).
+Covers: jobs on both workers, live events, result with its record, cancel, SIGKILL of a
+worker mid-job, SIGKILL of the API mid-run, concurrent clients, no TensorFlow in the API
+process, and the hostile-request table (kept identical to docs/robustness.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from servers import ROOT, Server, png
+
+from stransfer.io.images import read_png_metadata
+from stransfer.io.records import RECORD_KEY, RunRecord
+from stransfer.service.store import Store
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("api-data"), workers=2).start()
+    yield srv
+    srv.stop()
+
+
+def _store(server: Server) -> Store:
+    return Store(server.data)
+
+
+def test_api_process_never_loads_tensorflow(server):
+    # A finished job proves the workers did load it; the API process's memory map must not.
+    job = server.submit()
+    assert server.wait(job["id"])["state"] == "done"
+    maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+    assert "tensorflow" not in maps, "the API process mapped TensorFlow's libraries"
+    # And importing the API module, building the app and checking a request loads none either.
+    code = (
+        "import sys; from stransfer.service.api import create_app; "
+        "from stransfer.service import LocalService, JobRequest; "
+        f"s = LocalService({str(server.data / 'probe')!r}, workers=0); create_app(s); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_six_jobs_on_both_workers_in_order(server):
+    jobs = [server.submit({"steps": 4, "size": 64}, seed=i) for i in range(6)]
+    assert [j["state"] for j in jobs] == ["queued"] * 6
+    assert all(j["position"] >= 1 for j in jobs)
+    views = [server.wait(j["id"]) for j in jobs]
+    assert [v["state"] for v in views] == ["done"] * 6, views
+    assert all(v["step"] == v["steps"] == 4 for v in views)
+    store = _store(server)
+    used = {store.details(j["id"])["worker"] for j in jobs}
+    assert len(used) == 2, f"both workers should have run jobs, got {used}"
+    started = [store.details(j["id"])["started"] for j in jobs]
+    # FIFO for one client: each job started no earlier than the one before the previous
+    # (two workers take the first two together).
+    assert all(started[i] <= started[i + 2] for i in range(4)), started
+
+
+def test_events_frames_and_result_with_record(server):
+    job = server.submit({"steps": 12, "size": 96, "scales": 1})
+    seen: dict[str, list[str]] = {}
+    with requests.get(f"{server.url}/jobs/{job['id']}/events", stream=True, timeout=120) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        event = None
+        for line in r.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event:
+                seen.setdefault(event, []).append(line[6:])
+                if event == "end":
+                    break
+    progress = [json.loads(d) for d in seen["progress"]]
+    assert any(p["state"] == "running" and p["step"] >= 1 for p in progress)
+    steps = [p["step"] for p in progress]
+    assert steps == sorted(steps)
+    assert json.loads(seen["end"][0])["state"] == "done"
+    frame_url = seen["frame"][-1]
+    assert re.fullmatch(rf"/jobs/{job['id']}/frame\?n=\d+", frame_url)
+    frame = requests.get(server.url + frame_url, timeout=10)
+    assert frame.headers["content-type"] == "image/png" and frame.content[:4] == b"\x89PNG"
+    result = requests.get(f"{server.url}/jobs/{job['id']}/result", timeout=10)
+    assert result.status_code == 200 and result.headers["content-type"] == "image/png"
+    record = RunRecord.from_json(read_png_metadata(result.content)[RECORD_KEY])
+    assert record.steps_done == 12 and record.settings["size"] == 96
+    assert record.content_sha256 == _store(server).details(job["id"])["inputs"]["content_sha256"]
+    # The files on disk: inputs, checkpoint, frame, result and its JSON record.
+    folder = server.data / "jobs" / job["id"]
+    assert {"content", "style-0", "frame.png", "result.png", "result.json"} <= {
+        p.name for p in folder.iterdir()
+    }
+
+
+def test_cancel_keeps_the_last_image(server):
+    job = server.submit({"steps": 400, "size": 64, "scales": 1})
+    server.wait(job["id"], until=lambda v: v["step"] >= 2)
+    answer = requests.delete(f"{server.url}/jobs/{job['id']}", timeout=10)
+    assert answer.status_code == 200
+    view = server.wait(job["id"])
+    assert view["state"] == "cancelled" and 2 <= view["step"] < 400
+    assert requests.get(f"{server.url}/jobs/{job['id']}/frame", timeout=10).status_code == 200
+    again = requests.delete(f"{server.url}/jobs/{job['id']}", timeout=10)
+    assert again.status_code == 409 and "already cancelled" in again.json()["error"]
+
+
+def test_worker_killed_mid_job_continues_from_checkpoint(server):
+    store = _store(server)
+    job = server.submit({"steps": 80, "size": 64, "scales": 1})
+    server.wait(
+        job["id"], until=lambda v: store.details(job["id"])["checkpoint_step"] >= 3, timeout=120
+    )
+    details = store.details(job["id"])
+    victim = int(details["worker"].rsplit(":", 1)[1])
+    os.kill(victim, signal.SIGKILL)
+    killed_at = store.get(job["id"]).step
+    view = server.wait(job["id"], timeout=180)
+    assert view["state"] == "done", view
+    assert view["step"] == view["steps"] == 80
+    after = store.details(job["id"])
+    assert after["attempt"] >= 2 and after["failures"] == 1
+    assert after["worker"] != details["worker"]
+    record = json.loads((server.data / "jobs" / job["id"] / "result.json").read_text())
+    resumed = record["extra"]["continued_from_step"]
+    assert 3 <= resumed <= killed_at, (resumed, killed_at)
+    # The supervisor replaced the dead worker.
+    assert server.wait(job["id"], until=lambda v: _health(server)["workers"] == 2, timeout=60)
+
+
+def _health(server: Server) -> dict:
+    return requests.get(server.url + "/health", timeout=10).json()
+
+
+def test_concurrent_clients_all_done(server):
+    def one(i: int) -> dict:
+        job = server.submit({"steps": 3, "size": 64}, seed=i)
+        return server.wait(job["id"], timeout=300)
+
+    with ThreadPoolExecutor(6) as pool:
+        views = list(pool.map(one, range(6)))
+    assert [v["state"] for v in views] == ["done"] * 6
+
+
+# --------------------------------------------------------------------------- hostile requests
+
+_PNG = png(1)
+
+
+def _bomb() -> bytes:
+    """A valid PNG whose header claims 100000 x 100000 pixels (the IHDR CRC fixed up)."""
+    data = bytearray(png(2))
+    data[16:24] = (100_000).to_bytes(4, "big") * 2
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    return bytes(data)
+
+
+_BOMB_HEADER = _bomb()
+
+
+def _files(content=_PNG, styles=1, settings=None):
+    files = [("content", ("c.png", content, "image/png"))]
+    files += [("style", (f"s{i}.png", _PNG, "image/png")) for i in range(styles)]
+    data = {} if settings is None else {"settings": settings}
+    return {"files": files, "data": data}
+
+
+def _big_png() -> bytes:
+    # 6000 x 5000 = 30 megapixels of one colour: a small file over the 25-megapixel limit.
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (6000, 5000), (20, 40, 60)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+#: (what is sent, method, path, request arguments, expected status)
+HOSTILE = [
+    ("settings that are not JSON", "POST", "/jobs", _files(settings="{steps: 5"), 400),
+    ("settings that are a JSON list", "POST", "/jobs", _files(settings="[1, 2]"), 400),
+    ("an unknown setting", "POST", "/jobs", _files(settings='{"stepz": 5}'), 422),
+    ("steps out of range", "POST", "/jobs", _files(settings='{"steps": -3}'), 422),
+    ("size as text", "POST", "/jobs", _files(settings='{"size": "big"}'), 422),
+    ("an unknown model", "POST", "/jobs", _files(settings='{"model": "VGG99"}'), 422),
+    ("strength 150 %", "POST", "/jobs", _files(settings='{"strength": 150}'), 422),
+    ("engine that is not served", "POST", "/jobs", _files(settings='{"engine": "magic"}'), 422),
+    (
+        "steps x size beyond the job limit",
+        "POST",
+        "/jobs",
+        _files(settings='{"steps": 10000, "size": 4096}'),
+        413,
+    ),
+    ("no content file", "POST", "/jobs", {"files": [("style", ("s.png", _PNG, "image/png"))]}, 422),
+    ("no style file", "POST", "/jobs", {"files": [("content", ("c.png", _PNG, "image/png"))]}, 422),
+    ("a JSON body instead of a form", "POST", "/jobs", {"json": {"content": "x"}}, 422),
+    ("a text file as content", "POST", "/jobs", _files(content=b"hello, I am not a picture"), 400),
+    ("a truncated PNG", "POST", "/jobs", _files(content=_PNG[: len(_PNG) // 2]), 400),
+    ("a PNG header claiming 100000x100000 px", "POST", "/jobs", _files(content=_BOMB_HEADER), 413),
+    ("a 30-megapixel image", "POST", "/jobs", _files(content=_big_png()), 413),
+    ("9 style files", "POST", "/jobs", _files(styles=9), 413),
+    ("a 70 MB upload", "POST", "/jobs", _files(content=b"\0" * (70 * 2**20)), 413),
+    ("a job id with a path", "GET", "/jobs/..%2F..%2Fjobs.db", {}, 404),
+    ("a job id that is not ours", "GET", "/jobs/0123456789abcdef01234567", {}, 404),
+    ("the result of an unknown job", "GET", "/jobs/../../etc/passwd/result", {}, 404),
+    ("events of an unknown job", "GET", "/jobs/zzz/events", {}, 404),
+    ("an unknown endpoint", "GET", "/admin", {}, 404),
+    ("PUT on a job", "PUT", "/jobs/0123456789abcdef01234567", {}, 405),
+]
+
+
+def _hostile_rows(server: Server) -> list[tuple[str, int, str]]:
+    rows = []
+    for what, method, path, kwargs, _ in HOSTILE:
+        answer = requests.request(method, server.url + path, timeout=60, **kwargs)
+        rows.append((what, answer.status_code, answer.json()["error"]))
+    return rows
+
+
+def _table(rows) -> str:
+    lines = ["| Request | Status | Message |", "| --- | --- | --- |"]
+    lines += [f"| {what} | {status} | {msg.replace('|', '/')} |" for what, status, msg in rows]
+    return "\n".join(lines)
+
+
+def test_hostile_requests_get_json_4xx_and_match_the_docs(server):
+    rows = _hostile_rows(server)
+    expected = [(what, status) for what, *_, status in HOSTILE]
+    assert [(what, status) for what, status, _ in rows] == expected, rows
+    assert all(msg and "\n" not in msg and "Traceback" not in msg for *_, msg in rows)
+    # The result of a job that is not done yet: 409.
+    job = server.submit({"steps": 200, "size": 64, "scales": 1})
+    server.wait(job["id"], until=lambda v: v["step"] >= 1)
+    early = requests.get(f"{server.url}/jobs/{job['id']}/result", timeout=10)
+    rows.append(("the result before the job is done", early.status_code, early.json()["error"]))
+    assert early.status_code == 409
+    requests.delete(f"{server.url}/jobs/{job['id']}", timeout=10)
+    rows = [(w, s, re.sub(r"[0-9a-f]{24}", "<id>", m)) for w, s, m in rows]
+    table = _table(rows)
+    docs = ROOT / "docs" / "robustness.md"
+    if os.environ.get("STRANSFER_UPDATE_DOCS"):
+        text = docs.read_text()
+        begin, end = "<!-- hostile-requests:begin -->", "<!-- hostile-requests:end -->"
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        docs.write_text(f"{head}{begin}\n{table}\n{end}{tail}")
+    assert table in docs.read_text(), "docs/robustness.md's table is out of date:\n" + table
+
+
+def test_queue_limit_per_client_answers_429_with_retry_after(tmp_path):
+    srv = Server(tmp_path, workers=0, env={"STRANSFER_MAX_QUEUED_PER_CLIENT": "2"}).start()
+    try:
+        srv.submit()
+        srv.submit()
+        answer = requests.post(srv.url + "/jobs", timeout=10, **_files())
+        assert answer.status_code == 429
+        assert int(answer.headers["retry-after"]) > 0
+        assert "2 jobs waiting or running" in answer.json()["error"]
+    finally:
+        srv.stop()
+
+
+def test_token_required_when_set(tmp_path):
+    srv = Server(tmp_path, workers=0, env={"STRANSFER_API_TOKEN": "s3cret-token"}).start()
+    try:
+        bare = requests.get(srv.url + "/health", timeout=10)
+        wrong = requests.get(
+            srv.url + "/health", headers={"Authorization": "Bearer nope"}, timeout=10
+        )
+        good = requests.get(srv.url + "/health", headers=srv.headers(), timeout=10)
+        post = requests.post(srv.url + "/jobs", timeout=10, **_files())
+        assert (bare.status_code, wrong.status_code, good.status_code) == (401, 401, 200)
+        assert post.status_code == 401 and "Bearer" in post.json()["error"]
+        assert bare.headers["www-authenticate"] == "Bearer"
+        assert srv.submit()["state"] == "queued"  # with the token it works
+    finally:
+        srv.stop()
+
+
+def test_api_killed_mid_run_keeps_every_job(tmp_path):
+    srv = Server(tmp_path, workers=1).start()
+    store = Store(tmp_path)
+    try:
+        long = srv.submit({"steps": 60, "size": 64, "scales": 1})
+        waiting = [srv.submit({"steps": 3, "size": 64}, seed=i) for i in range(2)]
+        srv.wait(long["id"], until=lambda v: store.details(long["id"])["checkpoint_step"] >= 3)
+        srv.kill()  # SIGKILL the API: its worker sees the parent gone and hands the job back
+        time.sleep(1)
+        assert store.get(long["id"]).state in ("running", "queued")
+        srv.start()  # the same port and data folder
+        views = [srv.wait(j["id"], timeout=180) for j in (long, *waiting)]
+        assert [v["state"] for v in views] == ["done"] * 3, views
+        assert views[0]["step"] == 60
+        record = json.loads((tmp_path / "jobs" / long["id"] / "result.json").read_text())
+        assert record["extra"]["continued_from_step"] >= 3
+    finally:
+        srv.stop()

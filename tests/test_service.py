@@ -1,0 +1,176 @@
+"""The job store and request checks in-process (no workers, no TensorFlow): fast."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+from servers import png
+
+from stransfer.service import (
+    BadRequest,
+    Busy,
+    InvalidSettings,
+    JobRequest,
+    Limits,
+    NoSuchJob,
+    TooLarge,
+)
+from stransfer.service.limits import check_request
+from stransfer.service.store import Store
+
+
+def _checked(settings=None, **kw):
+    request = JobRequest(content=png(0), styles=[(png(1), 1.0)], settings=settings or {}, **kw)
+    return check_request(request, Limits())
+
+
+def _add(store: Store, client: str = "a", **kw):
+    return store.add(_checked({"steps": 5, "size": 64}), client=client, limits=Limits(), **kw)
+
+
+def test_job_is_stored_with_its_inputs_and_hashes(tmp_path):
+    store = Store(tmp_path)
+    view = _add(store)
+    assert view.state == "queued" and view.position == 1 and view.steps == 5
+    folder = tmp_path / "jobs" / view.id
+    assert (folder / "content").read_bytes() == png(0)
+    assert (folder / "style-0").read_bytes() == png(1)
+    details = Store(tmp_path).details(view.id)  # a second process's view of the same folder
+    assert len(details["inputs"]["content_sha256"]) == 64
+    assert details["settings"]["style_weight"] == 2.0 and details["extra"]["strength"] == 100.0
+
+
+def test_strength_scales_the_weights_like_the_cli():
+    checked = _checked({"strength": 0})
+    assert checked.settings["style_weight"] == 0.0 and checked.settings["tv_weight"] == 0.0
+    assert checked.extra["strength"] == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ({"steps": 0}, InvalidSettings),
+        ({"seed": "x"}, InvalidSettings),
+        ({"nope": 1}, InvalidSettings),
+        ({"engine": "instant"}, InvalidSettings),
+        ({"steps": 10_000, "size": 1024}, TooLarge),
+    ],
+)
+def test_bad_settings_are_refused(settings, error):
+    with pytest.raises(error):
+        _checked(settings)
+
+
+def test_bad_images_are_refused():
+    with pytest.raises(BadRequest, match="not an image"):
+        check_request(JobRequest(content=b"text", styles=[(png(1), 1.0)]), Limits())
+    with pytest.raises(InvalidSettings, match="weight above 0"):
+        check_request(JobRequest(content=png(0), styles=[(png(1), 0.0)]), Limits())
+    with pytest.raises(BadRequest, match="no style image"):
+        check_request(JobRequest(content=png(0), styles=[]), Limits())
+
+
+@pytest.mark.parametrize("job_id", ["../jobs.db", "x" * 24, "0123456789ABCDEF01234567", ""])
+def test_ids_that_are_not_ours(tmp_path, job_id):
+    store = Store(tmp_path)
+    with pytest.raises(NoSuchJob):
+        store.get(job_id)
+    with pytest.raises(NoSuchJob):
+        store.folder(job_id)
+
+
+def test_claim_is_fair_across_clients(tmp_path):
+    store = Store(tmp_path)
+    a = [_add(store, "a").id for _ in range(3)]
+    b = _add(store, "b").id
+    first = store.claim("w1")
+    second = store.claim("w2")  # b has nothing running: b's job goes before a's second
+    assert (first.id, second.id) == (a[0], b)
+    assert store.claim("w3").id == a[1]
+
+
+def test_queue_limits(tmp_path):
+    store = Store(tmp_path)
+    limits = Limits(max_queued_per_client=2, max_queued=3)
+    checked = _checked({"steps": 5, "size": 64})
+    store.add(checked, client="a", limits=limits)
+    store.add(checked, client="a", limits=limits)
+    with pytest.raises(Busy, match="2 jobs waiting"):
+        store.add(checked, client="a", limits=limits)
+    store.add(checked, client="b", limits=limits)
+    with pytest.raises(Busy, match="queue is full") as err:
+        store.add(checked, client="c", limits=limits)
+    assert err.value.retry_after > 0
+
+
+def test_stale_attempt_cannot_write(tmp_path):
+    store = Store(tmp_path)
+    job = _add(store)
+    task = store.claim("w1")
+    store.heartbeat("w1", task.id, task.attempt)
+    time.sleep(0.05)
+    assert store.requeue_stale(0.01, max_attempts=3) == [job.id]
+    again = store.claim("w2")
+    assert again.attempt == task.attempt + 1
+    view = {"step": 1, "steps": 5, "losses": {}, "phase": "x", "seconds_per_step": 0.1}
+    view |= {"eta": 1.0, "elapsed": 0.1}
+    assert not store.progress(task.id, task.attempt, view)  # the old worker is refused
+    assert not store.finish(task.id, task.attempt, "done")
+    assert store.progress(again.id, again.attempt, view)
+    assert store.get(job.id).state == "running"
+
+
+def test_orphaned_job_fails_after_max_attempts(tmp_path):
+    store = Store(tmp_path)
+    job = _add(store)
+    for _ in range(3):
+        task = store.claim("w")
+        assert task is not None and task.id == job.id
+        time.sleep(0.02)
+        store.requeue_stale(0.01, max_attempts=3)
+    view = store.get(job.id)
+    assert view.state == "failed"
+    assert "failed after 3 attempts" in view.message and "stopped responding" in view.message
+    assert store.claim("w") is None
+
+
+def test_checkpoint_becomes_the_start_of_the_next_attempt(tmp_path):
+    store = Store(tmp_path)
+    job = _add(store)
+    task = store.claim("w1")
+    assert task.start_image is None and task.done_before == 0
+    assert store.checkpoint(task.id, task.attempt, png(5), step=3, elapsed=1.5)
+    assert store.release(task.id, task.attempt, "worker stopped")
+    again = store.claim("w2")
+    assert again.from_checkpoint and again.done_before == 3 and again.elapsed_before == 1.5
+    assert again.start_image.read_bytes() == png(5)
+    assert store.details(job.id)["failures"] == 0  # a clean hand-back is not a failure
+
+
+def test_cancel_queued_is_final_and_conflicts_after(tmp_path):
+    from stransfer.service import Conflict
+
+    store = Store(tmp_path)
+    job = _add(store)
+    assert store.cancel(job.id).state == "cancelled"
+    with pytest.raises(Conflict):
+        store.cancel(job.id)
+    with pytest.raises(Conflict):
+        store.result(job.id)
+
+
+def test_service_modules_do_not_import_tensorflow():
+    # The test session may have TensorFlow from other tests; check in a clean interpreter.
+    import subprocess
+
+    import stransfer.service.api
+    import stransfer.service.local  # noqa: F401
+
+    code = (
+        "import sys, stransfer.service.api, stransfer.service.local, stransfer.cli.serve;"
+        "print([m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr

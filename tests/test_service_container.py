@@ -1,0 +1,70 @@
+"""The container files, checked without a Docker engine (none runs on these machines): the
+compose file parses and wires what exists, the Dockerfile copies files that exist, pins its
+requirements, runs as a non-root user, bakes the weights in and has a HEALTHCHECK."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import yaml
+
+from stransfer.cli import SUBCOMMANDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
+
+
+def test_dockerfile_copies_existing_files_and_is_hardened():
+    steps = _dockerfile()
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for op, arg in steps:
+        if op == "COPY":
+            *sources, _ = shlex.split(arg)
+            for source in sources:
+                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+                assert source.strip("./") not in ignored, f"COPY {source} is in .dockerignore"
+    ops = [op for op, _ in steps]
+    assert steps[0][0] == "FROM" and "slim" in steps[0][1]
+    users = [arg for op, arg in steps if op == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert "HEALTHCHECK" in ops and any(
+        "/health" in arg for op, arg in steps if op == "HEALTHCHECK"
+    )
+    runs = " ".join(arg for op, arg in steps if op == "RUN")
+    assert "python -m stransfer.weights install vgg19" in runs
+    # The weights are installed as the user that runs the service, after USER.
+    assert ops.index("USER") < max(i for i, (op, a) in enumerate(steps) if "weights install" in a)
+
+
+def test_requirements_are_pinned():
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"unpinned: {line}"
+
+
+def test_compose_has_page_api_workers_and_broker():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"broker", "api", "page", "worker"} <= set(services)
+    broker_url = services["worker"]["environment"]["STRANSFER_BROKER"]
+    assert broker_url == "redis://broker:6379/0"
+    for name in ("api", "worker"):
+        command = services[name]["command"]
+        assert command[:3] == ["python", "-m", "stransfer"] and command[3] in SUBCOMMANDS
+    assert services["worker"]["command"][-1] == broker_url
+    assert services["worker"]["deploy"]["replicas"] >= 2
+    assert (ROOT / services["page"]["command"][2]).exists()  # streamlit run app.py
+    for name in ("api", "page", "worker"):
+        assert services[name]["build"] == "."
+        assert "stransfer-data:/data" in services[name]["volumes"]
+    # Published ports stay on the host's loopback unless the operator changes them.
+    for name in ("api", "page"):
+        assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])
