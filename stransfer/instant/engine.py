@@ -26,6 +26,7 @@ import numpy as np
 from ..core.settings import COLOR_MODES, SettingsError, TransferSettings
 from ..io import color
 from ..io.images import ImageError, image_sha256, resize_to, to_uint8
+from ..io.records import RunRecord
 from .models import session
 
 STYLE_SIDE = 256  # the predictor's fixed input
@@ -280,3 +281,38 @@ def instant_init(
     if mode == "histogram":
         return color.match_color_histogram(result, resize_to(content, *result.shape[:2]))
     return result
+
+
+def instant_record(
+    *,
+    content: np.ndarray,
+    styles: Sequence[tuple[np.ndarray, float]] | BuiltinStyle,
+    size: int | None,
+    strength: float,
+    preserve_color: str,
+    seconds: float,
+    extra: Mapping[str, object] | None = None,
+) -> RunRecord:
+    """The run record of an instant result (``extra["engine"] == "instant"``), for every front
+    end: the settings that apply (size, colour mode), input hashes, strength and built-ins."""
+    record_extra: dict[str, object] = {"engine": "instant", "strength": float(strength)}
+    if isinstance(styles, BuiltinStyle):
+        hashes, weights = [], []
+        record_extra["builtin_weights"] = {
+            BUILTIN_STYLES[i]: round(float(w), 6) for i, w in enumerate(styles.weights) if w > 0
+        }
+    else:
+        hashes = [image_sha256(image) for image, _ in styles]
+        weights = [float(weight) for _, weight in styles]
+    settings = TransferSettings(
+        size=size or max(np.shape(content)[:2]), preserve_color=preserve_color, init="instant"
+    )
+    return RunRecord(
+        settings=settings.to_dict(),
+        precision="float32",
+        content_sha256=image_sha256(content),
+        style_sha256=hashes,
+        style_weights=weights,
+        seconds=round(seconds, 3),
+        extra={**record_extra, **(extra or {})},
+    )
