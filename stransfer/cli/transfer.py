@@ -350,8 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         choices=INITS,
         default=d.init,
-        help="start from the content image, random noise, or the first style image "
-        "(default: %(default)s)",
+        help="start from the content image, random noise, the first style image, or the "
+        "instant engine's result (--init instant) (default: %(default)s)",
+    )
+    opt.add_argument(
+        "--instant",
+        action="store_true",
+        help="no optimisation: the instant engine's feed-forward result in about a second "
+        f"(see {PROG} --instant --help)",
     )
     opt.add_argument(
         "--style-scale",
@@ -733,7 +739,12 @@ def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: floa
         progress.info(f"{PROG}: note: {notice}")
     writer = Writer(job, extractor.precision, started, progress)
     last: StepEvent | None = None
-    events = transfer(job.content, job.styles, job.settings, extractor)
+    init_image = None
+    if job.settings.init == "instant":  # the optimiser starts from the feed-forward result
+        from ..instant import instant_init
+
+        init_image = instant_init(job.content, job.styles, job.settings)
+    events = transfer(job.content, job.styles, job.settings, extractor, init_image=init_image)
     try:
         for event in events:
             last = event
@@ -817,6 +828,10 @@ def main(argv: list[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else EXIT_OK
     except UsageError as err:
         return _error(f"{err} (see {PROG} --help)", stderr)
+    if args.instant:  # normally routed by stransfer.cli.main before TensorFlow is imported
+        from .instant import main as instant_main
+
+        return instant_main(argv)
     # Silence TensorFlow's C++ start-up chatter unless the user asked for it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     progress = Progress(stderr, quiet=args.quiet)

