@@ -464,17 +464,17 @@ FIX = "python -m stransfer.weights install vgg19"
 @pytest.fixture(scope="module")
 def valid_offline_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A converted VGG19 file (random numbers, the real layout) with its checksum file."""
-    from stransfer import weights
+    from stransfer.weights import files, vgg19
 
     folder = tmp_path_factory.mktemp("good_cache")
     rng = np.random.default_rng(0)
     layers = {
         name: (rng.normal(0, 0.05, kernel).astype(np.float32), np.zeros(bias, np.float32))
-        for name, (kernel, bias) in weights._vgg19_shapes().items()
+        for name, (kernel, bias) in vgg19._vgg19_shapes().items()
     }
-    path = folder / weights.OFFLINE_VGG19_NAME
-    weights._write_vgg19_h5(layers, str(path))
-    weights._write_checksum(path)
+    path = folder / vgg19.OFFLINE_VGG19_NAME
+    vgg19._write_vgg19_h5(layers, str(path))
+    files.write_checksum(path)
     return path
 
 

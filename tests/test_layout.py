@@ -42,7 +42,10 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
+    # A folder's __main__.py is an entry point (``python -m stransfer.weights``), not a stage.
+    return sorted(
+        p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE and p.name != "__main__.py"
+    )
 
 
 def test_every_folder_is_a_known_stage():

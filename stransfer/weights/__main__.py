@@ -1,6 +1,6 @@
-"""``python -m stransfer.weights``: install offline weights, or show what each model resolves to."""
+"""``python -m stransfer.weights``: the same as ``stransfer weights`` (see ``cli.weights``)."""
 
-from . import main
+from ..cli.weights import main
 
 if __name__ == "__main__":
     raise SystemExit(main())
