@@ -311,7 +311,9 @@ def test_missing_weights_message_names_file_dir_and_command(sandbox):
     assert W.INSTALL_CMD in message and "\n" not in message
     with pytest.raises(W.WeightsError, match=W.BACKBONE_FILES["ResNet"]) as err:
         W.resolve_weights("ResNet")
-    assert "download failed" in str(err.value) and attempts == ["ResNet"]
+    message = str(err.value)
+    assert "the download failed" in message and attempts == ["ResNet"]
+    assert f"{W.FETCH_CMD} ResNet" in message and "VGG19, which works offline" in message
 
 
 def test_corrupted_offline_file_is_never_used(sandbox):

@@ -14,15 +14,17 @@ The command line (``python -m stransfer.weights install vgg19|instant``, ``statu
 """
 
 from .files import WeightsError, cache_dir, keras_cache_dir
-from .resolve import BACKBONE_FILES, local_weights, resolve_weights
+from .resolve import BACKBONE_FILES, FETCH_CMD, fetch_official, local_weights, resolve_weights
 from .vgg19 import INSTALL_CMD, OFFLINE_VGG19_NAME, install_vgg19
 
 __all__ = [
     "BACKBONE_FILES",
+    "FETCH_CMD",
     "INSTALL_CMD",
     "OFFLINE_VGG19_NAME",
     "WeightsError",
     "cache_dir",
+    "fetch_official",
     "install_vgg19",
     "keras_cache_dir",
     "local_weights",

@@ -10,6 +10,9 @@ from ..core.models import MODELS, ModelError, get_model
 from .files import WeightsError, cache_dir, keras_cache_dir, verify_checksum
 from .vgg19 import INSTALL_CMD, OFFLINE_VGG19_NAME
 
+#: Fetches Keras' official file for a model (needs internet).
+FETCH_CMD = "python -m stransfer.weights install"
+
 BACKBONE_FILES: dict[str, str] = {name: spec.weights_file for name, spec in MODELS.items()}
 
 
@@ -87,14 +90,41 @@ def resolve_weights(
     found = local_weights(model)
     if found is not None:
         return found[1]
-    reason = "downloads are disabled"
+    why = "downloads are disabled"
     if allow_download:
         try:
             return _download_official(model)
         except Exception as err:  # Keras wraps network failures in a bare Exception
-            reason = f"download failed: {str(err).splitlines()[0] if str(err) else err!r}"
-    hint = f"run `{INSTALL_CMD}` or " if model == "VGG19" else ""
-    raise WeightsError(
-        f"no ImageNet weights for {model} ({reason}); {hint}put {filename} in "
-        f"{keras_cache_dir()}/ (from {MODELS[model].weights_url})"
-    )
+            why = f"the download failed ({_download_problem(err)})"
+    if model == "VGG19":
+        fix = f"run `{INSTALL_CMD}` (no internet needed)"
+    else:
+        fix = (
+            f"run `{FETCH_CMD} {model}` on a machine with internet, or put {filename} in "
+            f"{keras_cache_dir()}/, or choose VGG19, which works offline"
+        )
+    raise WeightsError(f"{model}'s ImageNet weights are not on this machine and {why}; {fix}")
+
+
+def _download_problem(err: BaseException) -> str:
+    """A short reason for a failed download, without URLs or errno noise."""
+    text = str(err)
+    if any(s in text for s in ("URL fetch failure", "Errno", "resolution", "unreachable")):
+        return "no internet connection"
+    return (text.splitlines() or [type(err).__name__])[0][:80]
+
+
+def fetch_official(model: str) -> Path:
+    """Download Keras' official ImageNet file for ``model`` (needs internet; md5 checked)."""
+    model = _canonical(model)
+    found = local_weights(model)
+    if found is not None and found[0] == "keras cache":
+        return found[1]
+    try:
+        return _download_official(model)
+    except Exception as err:  # Keras wraps network failures in a bare Exception
+        raise WeightsError(
+            f"could not download {MODELS[model].weights_file} ({_download_problem(err)}); "
+            f"connect to the internet and retry, or put the file from "
+            f"{MODELS[model].weights_url} in {keras_cache_dir()}/"
+        ) from None
