@@ -97,7 +97,7 @@ def resolve_weights(
         except Exception as err:  # Keras wraps network failures in a bare Exception
             why = f"the download failed ({_download_problem(err)})"
     if model == "VGG19":
-        fix = f"run `{INSTALL_CMD}` (no internet needed)"
+        fix = f"run `{INSTALL_CMD}` (no internet needed), or put {filename} in {keras_cache_dir()}/"
     else:
         fix = (
             f"run `{FETCH_CMD} {model}` on a machine with internet, or put {filename} in "
