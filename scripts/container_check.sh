@@ -61,12 +61,13 @@ else
     # base only; the Dockerfile itself trusts just Debian's bundle.
     if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
         cp /usr/local/share/ca-certificates/*.crt "$WORK/rootfs/usr/local/share/ca-certificates/"
-        chroot "$WORK/rootfs" update-ca-certificates >/dev/null
+        chroot "$WORK/rootfs" update-ca-certificates >>"$WORK/debootstrap.log" 2>&1
     fi
     rm -rf "$WORK"/rootfs/var/cache/apt/archives/*.deb "$WORK"/rootfs/var/lib/apt/lists/*
     tar -C "$WORK/rootfs" -c . | nice -n 19 podman import \
         --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
-        --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+        --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >>"$WORK/podman.log" 2>&1 ||
+        fail "podman import failed, see $WORK/podman.log"
     rm -rf "$WORK/rootfs"
 fi
 
@@ -96,7 +97,7 @@ if ! podman image exists "$BROKER_IMAGE"; then
         "    && rm -rf /var/lib/apt/lists/* && mkdir -p /data && chown redis:redis /data" \
         "WORKDIR /data" "USER redis" 'CMD ["redis-server"]' >"$WORK/Containerfile.redis"
     nice -n 19 podman build --network host -q -f "$WORK/Containerfile.redis" -t "$BROKER_IMAGE" \
-        "$WORK" >/dev/null || fail "building $BROKER_IMAGE failed"
+        "$WORK" >>"$WORK/podman.log" 2>&1 || fail "building $BROKER_IMAGE failed, see $WORK/podman.log"
 fi
 
 # --- 2. the Dockerfile -----------------------------------------------------------------------
