@@ -19,6 +19,7 @@ from stransfer.cli import transfer as cli
 from stransfer.core.settings import TransferSettings
 from stransfer.core.strength import strength_to_weights
 from stransfer.engine.features import load_extractor
+from stransfer.engine import run as engine_run
 from stransfer.engine.run import StepEvent, format_duration
 from stransfer.io.color import mean_chroma_error
 from stransfer.io.images import image_sha256, load_image, resize_to
@@ -262,7 +263,7 @@ BAD_ARGUMENTS = {
     "output is a folder": (["{content}", "{style}", "-o", "{folder}"], "is a folder"),
     "style weights count": (
         ["{content}", "{style}", "-o", "{out}", "--style-weights", "1", "2"],
-        "one weight per STYLE",
+        "one weight per style image",
     ),
     "all style weights zero": (
         ["{content}", "{style}", "-o", "{out}", "--style-weights", "0"],
@@ -333,15 +334,15 @@ def test_bad_suffix_message_suggests_the_fix(images, tmp_path, capsys):
 
 
 def test_ctrl_c_writes_last_image_and_exits_130(images, tmp_path, capsys, monkeypatch):
-    real_transfer = cli.transfer
+    real_run = engine_run.run_recipe
 
     def interrupted_after_one_step(*args, **kwargs):
-        events = real_transfer(*args, **kwargs)
+        events = real_run(*args, **kwargs)
         yield next(events)
         events.close()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "transfer", interrupted_after_one_step)
+    monkeypatch.setattr(engine_run, "run_recipe", interrupted_after_one_step)
     out = tmp_path / "out.png"
     code, _, err = run_cli(
         capsys, images["content"], images["style"], "-o", out, *FAST, "--steps", "5"
@@ -358,9 +359,9 @@ def test_ctrl_c_writes_last_image_and_exits_130(images, tmp_path, capsys, monkey
 def test_ctrl_c_before_the_first_step_writes_nothing(images, tmp_path, capsys, monkeypatch):
     def interrupted_at_once(*args, **kwargs):
         raise KeyboardInterrupt
-        yield  # a generator, like transfer()
+        yield  # a generator, like run_recipe()
 
-    monkeypatch.setattr(cli, "transfer", interrupted_at_once)
+    monkeypatch.setattr(engine_run, "run_recipe", interrupted_at_once)
     out = tmp_path / "out.png"
     code, _, err = run_cli(capsys, images["content"], images["style"], "-o", out, *FAST)
     assert code == 130
@@ -389,7 +390,7 @@ def test_early_endings_write_the_image(
         yield fake_event(1, 10)
         yield fake_event(2, 10, status, message)
 
-    monkeypatch.setattr(cli, "transfer", ends_early)
+    monkeypatch.setattr(engine_run, "run_recipe", ends_early)
     out = tmp_path / "out.png"
     got, _, err = run_cli(capsys, images["content"], images["style"], "-o", out, *FAST)
     assert got == code

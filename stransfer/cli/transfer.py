@@ -20,34 +20,37 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import numpy as np
-import tensorflow as tf
 
+from ..core.events import StepEvent, format_duration
+from ..core.models import MODEL_NAMES, ModelError, get_model
+from ..core.recipe import Recipe, make_recipe
 from ..core.settings import (
     COLOR_MODES,
     INITS,
     OPTIMIZERS,
     PRECISIONS,
+    SETTING_NAMES,
     SettingsError,
     TransferSettings,
 )
-from ..core.strength import strength_extra, strength_to_weights
-from ..engine.backbones import BACKBONE_NAMES, BackboneError, get_backbone
-from ..engine.features import FeatureExtractor, load_extractor
-from ..engine.run import StepEvent, format_duration, plan_run, transfer
 from ..io.animation import FrameRecorder, write_animation
-from ..io.images import ImageError, image_sha256, load_image, save_image
+from ..io.images import ImageError, load_image, save_image
 from ..io.records import (
     RECORD_KEY,
+    RunInputs,
     RunRecord,
     png_metadata,
-    record_of_step,
+    recipe_record,
     save_result,
     save_sidecar,
 )
 from ..weights import INSTALL_CMD, WeightsError
+
+if TYPE_CHECKING:
+    from ..engine.features import FeatureExtractor
 
 PROG = "stransfer"
 #: Output file types the CLI writes (PNG keeps the run record in its metadata).
@@ -59,19 +62,6 @@ EXIT_OK = 0  # done, or stopped at the --max-seconds budget
 EXIT_FAILED = 1  # the loss diverged, memory ran out, or the output could not be written
 EXIT_USAGE = 2  # bad arguments, images, settings, model, layers or weights
 EXIT_INTERRUPTED = 130  # Ctrl-C (the last image is still written)
-
-# TransferSettings fields whose validation messages start with the field name.
-_SETTING_OPTIONS = (
-    "steps",
-    "size",
-    "scales",
-    "content_weight",
-    "style_weight",
-    "tv_weight",
-    "learning_rate",
-    "style_scale",
-    "max_seconds",
-)
 
 
 class UsageError(Exception):
@@ -91,8 +81,8 @@ class _Parser(argparse.ArgumentParser):
 def _model_name(text: str) -> str:
     """Canonical backbone name for ``text`` (case-insensitive); unknown names pass through."""
     try:
-        return get_backbone(text).name
-    except BackboneError:
+        return get_model(text).name
+    except ModelError:
         return text  # argparse's choices check names the valid models
 
 
@@ -193,7 +183,7 @@ def _layer_default(layers: dict[str, float]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every default shown in ``--help`` comes from ``TransferSettings()``."""
     d = TransferSettings()
-    default_bb = get_backbone(d.model)
+    default_bb = get_model(d.model)
     parser = _Parser(
         prog=PROG,
         description=_DESCRIPTION,
@@ -219,11 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument(
         "--model",
         type=_model_name,
-        choices=BACKBONE_NAMES,
+        choices=MODEL_NAMES,
         default=d.model,
         metavar="NAME",
-        help=f"backbone network, one of {', '.join(BACKBONE_NAMES)} (any case; "
-        "default: %(default)s)",
+        help=f"backbone network, one of {', '.join(MODEL_NAMES)} (any case; default: %(default)s)",
     )
     net.add_argument(
         "--weights",
@@ -416,31 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
 class Job:
     """Everything checked and loaded before the (long) optimisation starts."""
 
-    settings: TransferSettings
+    recipe: Recipe
     content: np.ndarray
-    styles: list[tuple[np.ndarray, float]]
+    styles: list[np.ndarray]
+    inputs: RunInputs
     output: Path
     save_every: int | None
     save_dir: Path | None
     animation: Path | None
-    #: The run record's ``extra``: input names, strength, colour mode, weights file.
-    extra: dict[str, Any]
     notices: tuple[str, ...]
-    content_sha256: str = ""
-    style_sha256: list[str] = field(default_factory=list)
-
-    def record(self, event: StepEvent, precision: str, seconds: float) -> RunRecord:
-        """The run record of the image in ``event``: everything needed to reproduce it."""
-        return record_of_step(
-            self.settings,
-            event,
-            precision=precision,
-            content_sha256=self.content_sha256,
-            style_sha256=self.style_sha256,
-            style_weights=[weight for _, weight in self.styles],
-            seconds=seconds,
-            extra={**self.extra, "status": event.status, "steps_planned": event.steps},
-        )
+    #: Record ``extra`` only the CLI knows: the weights file (None: ImageNet, once resolved).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _layers(specs: Sequence[tuple[str, float]] | None, option: str) -> dict[str, float] | None:
@@ -507,88 +482,37 @@ def _save_every(values: Sequence[str] | None) -> tuple[int | None, Path | None]:
     return n, path
 
 
-def _style_weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    if weights is None:
-        return [1.0] * count
-    if len(weights) != count:
-        raise UsageError(
-            f"--style-weights got {len(weights)} weight(s) for {count} STYLE image(s); "
-            "give one weight per STYLE image"
-        )
-    if not any(w > 0 for w in weights):
-        raise UsageError(
-            "--style-weights are all 0; give at least one STYLE image a weight above 0"
-        )
-    return list(weights)
-
-
-def _settings(args: argparse.Namespace) -> TransferSettings:
-    """The validated settings; --strength scales --style-weight and --tv-weight."""
-    try:
-        style_weight, tv_weight = strength_to_weights(
-            args.strength, style_weight=args.style_weight, tv_weight=args.tv_weight
-        )
-    except ValueError as err:  # a negative or non-finite weight; the message names it
-        raise SettingsError(str(err)) from None
-    return TransferSettings(
-        model=args.model,
-        steps=args.steps,
-        size=args.size,
-        content_weight=args.content_weight,
-        style_weight=style_weight,
-        tv_weight=tv_weight,
-        content_layers=_layers(args.content_layers, "--content-layers"),
-        style_layers=_layers(args.style_layers, "--style-layers"),
-        optimizer=args.optimizer,
-        learning_rate=args.learning_rate,
-        precision=args.precision,
-        scales=args.scales,
-        init=args.init,
-        style_scale=args.style_scale,
-        preserve_color=args.preserve_color,
-        seed=args.seed,
-        max_seconds=args.max_seconds,
-    ).validated()
-
-
-def _record_extra(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        **strength_extra(args.strength, style_weight=args.style_weight, tv_weight=args.tv_weight),
-        "preserve_color": args.preserve_color,
-        "content": str(args.content),
-        "styles": [str(path) for path in args.styles],
-        "weights": args.weights,  # None: ImageNet weights, recorded once resolved
-    }
+def _recipe(args: argparse.Namespace) -> Recipe:
+    """The validated recipe; --strength scales --style-weight and --tv-weight."""
+    values = {name: getattr(args, name) for name in SETTING_NAMES}
+    values["content_layers"] = _layers(args.content_layers, "--content-layers")
+    values["style_layers"] = _layers(args.style_layers, "--style-layers")
+    values["strength"] = args.strength
+    return make_recipe(values, style_weights=args.style_weights, styles=len(args.styles))
 
 
 def prepare(args: argparse.Namespace) -> Job:
     """Check the arguments and load the images: everything that can fail fast, before the model.
 
-    Raises UsageError, SettingsError, BackboneError or ImageError.
+    Raises UsageError, SettingsError, ModelError or ImageError.
     """
     output = _check_output(args.output)
     save_every, save_dir = _save_every(args.save_every)
     animation = _check_animation(args.save_animation)
-    blend = _style_weights(args.style_weights, len(args.styles))
-    settings = _settings(args)
+    recipe = _recipe(args)
     content = load_image(args.content, name=f"content image {Path(args.content).name}")
-    styles = [
-        (load_image(path, name=f"style image {Path(path).name}"), weight)
-        for path, weight in zip(args.styles, blend, strict=True)
-    ]
-    plan = plan_run(content.shape[:2], settings, get_backbone(settings.model).min_side)
+    styles = [load_image(path, name=f"style image {Path(path).name}") for path in args.styles]
     return Job(
-        settings,
+        recipe,
         content,
         styles,
+        RunInputs.of(content, styles, str(args.content), [str(path) for path in args.styles]),
         output,
         save_every,
         save_dir,
         animation,
-        _record_extra(args),
-        plan.notices,
-        content_sha256=image_sha256(content),
-        style_sha256=[image_sha256(image) for image, _ in styles],
+        recipe.plan(content.shape[:2]).notices,
+        {"weights": args.weights},
     )
 
 
@@ -692,7 +616,14 @@ class Writer:
         self.frames = FrameRecorder() if job.animation is not None else None
 
     def record(self, event: StepEvent) -> RunRecord:
-        return self.job.record(event, self.precision, time.perf_counter() - self.started)
+        return recipe_record(
+            self.job.recipe,
+            self.job.inputs,
+            event,
+            precision=self.precision,
+            seconds=time.perf_counter() - self.started,
+            extra=self.job.extra,
+        )
 
     def step(self, event: StepEvent) -> None:
         """Keep the step's frame for the animation and write a snapshot when one is due."""
@@ -727,13 +658,23 @@ class Writer:
                 write_animation(self.frames.frames, self.job.animation)
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """True for MemoryError and TensorFlow's ResourceExhaustedError (checked without importing
+    TensorFlow: if it raised, it is already imported)."""
+    tf = sys.modules.get("tensorflow")
+    errors = (MemoryError,) if tf is None else (MemoryError, tf.errors.ResourceExhaustedError)
+    return isinstance(err, errors)
+
+
 def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: float) -> int:
     """Optimise, save snapshots and the result, and return the exit status."""
     for notice in job.notices:
         progress.info(f"{PROG}: note: {notice}")
+    from ..engine.run import run_recipe  # TensorFlow: only once there is a run to do
+
     writer = Writer(job, extractor.precision, started, progress)
     last: StepEvent | None = None
-    events = transfer(job.content, job.styles, job.settings, extractor)
+    events = run_recipe(job.recipe, job.content, job.styles, extractor)
     try:
         for event in events:
             last = event
@@ -793,10 +734,12 @@ def _report(job: Job, last: StepEvent, progress: Progress, started: float) -> in
 
 
 def _one_line(err: BaseException | str) -> str:
+    """``err`` on one line; a SettingsError's field becomes the option a user types."""
     text = " ".join(str(err).split()) or type(err).__name__
-    head, sep, rest = text.partition(" ")
-    if isinstance(err, SettingsError) and head in _SETTING_OPTIONS and sep:
-        text = f"--{head.replace('_', '-')} {rest}"
+    about = getattr(err, "field", None)
+    if isinstance(err, SettingsError) and about:
+        option = "--" + about.replace("_", "-")
+        text = option + text[len(about) :] if text.startswith(about) else f"{option}: {text}"
     return text
 
 
@@ -822,22 +765,27 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(stderr, quiet=args.quiet)
     try:
         job = prepare(args)
-        extractor = load_extractor(job.settings.model, job.settings.precision, args.weights)
+        from ..engine.features import load_extractor  # TensorFlow: after the cheap checks
+
+        settings = job.recipe.settings
+        extractor = load_extractor(settings.model, settings.precision, args.weights)
         if extractor.weights is not None:
             job.extra["weights"] = str(extractor.weights)
         _make_folders(job)
-    except (UsageError, ImageError, SettingsError, BackboneError, WeightsError) as err:
+    except (UsageError, ImageError, SettingsError, ModelError, WeightsError) as err:
         return _error(err, stderr)
     except KeyboardInterrupt:
         progress.warn("interrupted before the first step; nothing written")
         return EXIT_INTERRUPTED
     try:
         return run(job, extractor, progress, started)
-    except (ImageError, SettingsError, BackboneError, WeightsError) as err:
+    except (ImageError, SettingsError, ModelError, WeightsError) as err:
         return _error(err, stderr)
-    except (tf.errors.ResourceExhaustedError, MemoryError):
+    except Exception as err:
+        if not _out_of_memory(err):
+            raise
         stderr.write(
-            f"{PROG}: error: out of memory at --size {job.settings.size}; choose a smaller "
+            f"{PROG}: error: out of memory at --size {job.recipe.settings.size}; choose a smaller "
             "--size or --precision bfloat16\n"
         )
         return EXIT_FAILED

@@ -267,7 +267,6 @@ def _batch(image: np.ndarray) -> tf.Tensor:
 RANDOM_WEIGHTS = "random"
 
 
-@functools.lru_cache(maxsize=4)
 def load_extractor(
     model: str, precision: str = "auto", weights: str | None = None, *, allow_download: bool = True
 ) -> FeatureExtractor:
@@ -275,12 +274,25 @@ def load_extractor(
 
     ``weights`` is a file the user names, ``"random"`` for untrained weights (tests), or None
     to resolve ImageNet weights (Keras cache, then the offline VGG19, then a download). Raises
-    ``stransfer.weights.WeightsError`` with the fix when no weights can be found.
+    ``stransfer.weights.WeightsError`` with the fix when no weights can be found. The cache
+    key uses the canonical model name and the resolved precision, so ``auto`` and what it
+    resolves to share one network.
     """
+    return _load_extractor(
+        get_backbone(model).name, resolve_precision(precision), weights, allow_download
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_extractor(
+    model: str, precision: str, weights: str | None, allow_download: bool
+) -> FeatureExtractor:
     from ..weights import resolve_weights  # deferred: the weights module pulls in h5py
 
-    backbone = get_backbone(model)
     path = None
     if weights != RANDOM_WEIGHTS:
-        path = resolve_weights(backbone.name, weights, allow_download=allow_download)
-    return FeatureExtractor(backbone.name, precision, path)
+        path = resolve_weights(model, weights, allow_download=allow_download)
+    return FeatureExtractor(model, precision, path)
+
+
+load_extractor.cache_clear = _load_extractor.cache_clear  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core.events import StepEvent, format_duration
 from ..core.plan import SCALE_SHARES, RunPlan, fit_shape, plan_run
+from ..core.recipe import Recipe, check_style_weights
 from ..core.settings import SettingsError, TransferSettings
 from ..io import color
 from ..io.images import resize_to, to_uint8
@@ -24,13 +25,49 @@ from .backbones import Backbone
 from .features import FeatureExtractor, Objective
 from .optimizers import LBFGS, Adam, Optimizer
 
-__all__ = ["RunPlan", "StepEvent", "format_duration", "plan_run", "transfer"]
+__all__ = ["RunPlan", "StepEvent", "format_duration", "plan_run", "run_recipe", "transfer"]
 
 #: A loss this many times the scale's starting loss means the step size blew up.
 DIVERGENCE_FACTOR = 10.0
 
 
 StyleInput = np.ndarray | Sequence[tuple[np.ndarray, float]]
+
+
+def run_recipe(
+    recipe: Recipe,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    extractor: FeatureExtractor,
+    *,
+    init_image: np.ndarray | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[StepEvent]:
+    """Run ``recipe`` (see ``stransfer.core.recipe``), yielding a ``StepEvent`` after every step.
+
+    Args:
+        recipe: from ``make_recipe``: validated settings with the strength applied, and one
+            blend weight per style image.
+        content: uint8 RGB content image, as loaded.
+        styles: the uint8 RGB style images, in the order of ``recipe.style_weights``.
+        extractor: the network for ``recipe.settings.model`` (``load_extractor``).
+        init_image: start from this image (a previous result, to continue a run); with it,
+            run at one scale (``replace(recipe.settings, scales=1)``) so it is not blurred.
+        should_stop: polled between steps; True ends the run with status ``stopped``.
+
+    The record of any event: ``stransfer.io.records.recipe_record(recipe, inputs, event,
+    precision=extractor.precision)``. Raises SettingsError (``.field`` set) for a style count
+    that does not match the recipe's weights, or an image too thin for the model.
+    """
+    check_style_weights(recipe.style_weights, len(styles))
+    return transfer(
+        content,
+        list(zip(styles, recipe.style_weights, strict=True)),
+        recipe.settings,
+        extractor,
+        init_image=init_image,
+        should_stop=should_stop,
+    )
 
 
 def transfer(
@@ -57,11 +94,11 @@ def transfer(
     settings = settings.validated()
     if extractor.backbone.name != settings.model:
         raise SettingsError(
-            f"the extractor is {extractor.backbone.name} but the settings ask for {settings.model}"
+            f"the extractor is {extractor.backbone.name} but the settings ask for {settings.model}",
+            "model",
         )
     styles = [(style, 1.0)] if isinstance(style, np.ndarray) else list(style)
-    if not styles or sum(w for _, w in styles) <= 0:
-        raise SettingsError("give at least one style image a weight above zero")
+    check_style_weights([w for _, w in styles], len(styles))
 
     plan = plan_run(content.shape[:2], settings, extractor.backbone.min_side)
     content, styles, present = _color_mode(settings.preserve_color, content, styles)
