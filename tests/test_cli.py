@@ -18,8 +18,8 @@ from stransfer import transfer
 from stransfer.cli import transfer as cli
 from stransfer.core.settings import TransferSettings
 from stransfer.core.strength import strength_to_weights
-from stransfer.engine.features import load_extractor
 from stransfer.engine import run as engine_run
+from stransfer.engine.features import load_extractor
 from stransfer.engine.run import StepEvent, format_duration
 from stransfer.io.color import mean_chroma_error
 from stransfer.io.images import image_sha256, load_image, resize_to
