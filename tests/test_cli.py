@@ -16,7 +16,7 @@ from PIL import Image
 
 from stransfer import transfer
 from stransfer.cli import transfer as cli
-from stransfer.core.settings import TransferSettings
+from stransfer.core.settings import SETTING_NAMES, TransferSettings, field_info
 from stransfer.core.strength import strength_to_weights
 from stransfer.engine import run as engine_run
 from stransfer.engine.features import load_extractor
@@ -281,7 +281,7 @@ BAD_ARGUMENTS = {
     "no output": (["{content}", "{style}"], "-o/--output"),
     "strength above 100": (
         ["{content}", "{style}", "-o", "{out}", "--strength", "150"],
-        "percentage from 0 to 100",
+        "--strength must be a number from 0 to 100",
     ),
     "negative style weight": (
         ["{content}", "{style}", "-o", "{out}", "--style-weight", "-1"],
@@ -449,13 +449,50 @@ def test_every_option_documents_its_default():
             assert word in (action.help or ""), action.option_strings
 
 
-def test_defaults_come_from_transfer_settings():
-    args = cli.build_parser().parse_args(["c.png", "s.png", "-o", "o.png"])
+def test_every_setting_is_an_option_with_its_default_choices_and_help():
+    parser = cli.build_parser()
+    args = parser.parse_args(["c.png", "s.png", "-o", "o.png"])
     defaults = TransferSettings()
-    for name in ("model", "steps", "size", "content_weight", "style_weight", "tv_weight",
-                 "optimizer", "learning_rate", "precision", "scales", "init", "style_scale",
-                 "preserve_color", "seed", "max_seconds"):  # fmt: skip
+    actions = {action.dest: action for action in parser._actions}
+    for name in SETTING_NAMES:
+        info = field_info(name)
+        action = actions[name]
+        assert action.option_strings == [cli.option(name)]
         assert getattr(args, name) == getattr(defaults, name), name
+        assert info.help.split(" (")[0] in action.help, name
+        if info.choices:
+            assert tuple(action.choices) == info.choices, name
+
+
+def test_readme_option_table_lists_every_option():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = {line.split("`")[1].split()[0].rstrip(",") for line in readme.splitlines()
+             if line.startswith("| `-")}  # fmt: skip
+    options = {
+        action.option_strings[-1]
+        for action in cli.build_parser()._actions
+        if action.option_strings and action.dest not in ("help", "version", "quiet")
+    }
+    assert options - {"--output"} <= table | {"--output"}, options - table
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from stransfer.cli import main; main(['--help'])",
+        "from stransfer.core.settings import TransferSettings; TransferSettings().validated()",
+        "from stransfer.core.recipe import make_recipe; make_recipe({'strength': 50})",
+        "import stransfer.io.records, stransfer.io.images, stransfer.core.plan",
+    ],
+)
+def test_light_entry_points_do_not_import_tensorflow(code):
+    check = "import sys; bad = {'tensorflow', 'keras'} & set(sys.modules); assert not bad, bad"
+    proc = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{check}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_python_m_stransfer_help():

@@ -26,16 +26,14 @@ import numpy as np
 
 from ..core.events import StepEvent, format_duration
 from ..core.models import MODEL_NAMES, ModelError, get_model
-from ..core.recipe import Recipe, make_recipe
-from ..core.settings import (
-    COLOR_MODES,
-    INITS,
-    OPTIMIZERS,
-    PRECISIONS,
-    SETTING_NAMES,
-    SettingsError,
-    TransferSettings,
+from ..core.recipe import (
+    DEFAULT_STRENGTH,
+    STRENGTH_INFO,
+    STYLE_WEIGHTS_INFO,
+    Recipe,
+    make_recipe,
 )
+from ..core.settings import SETTING_NAMES, SettingsError, TransferSettings, field_info
 from ..io.animation import FrameRecorder, write_animation
 from ..io.images import ImageError, load_image, save_image
 from ..io.records import (
@@ -101,36 +99,6 @@ def _layer_spec(text: str) -> tuple[str, float]:
         ) from None
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of at least 0")
-    return value
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 100.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage from 0 to 100")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0")
-    return value
-
-
 def _package_version() -> str:
     try:
         return importlib_metadata.version("stransfer")
@@ -180,10 +148,93 @@ def _layer_default(layers: dict[str, float]) -> str:
     return names if weights == {1.0} else " ".join(f"{k}:{v:g}" for k, v in layers.items())
 
 
+#: Where each setting appears in ``--help``: (group title, entries). An entry is a
+#: ``TransferSettings`` field, a recipe value (``strength``, ``style_weights``) or ``weights``
+#: (the CLI's own --weights); each option is named after its field (``--content-weight``).
+_GROUPS = (
+    (
+        "network and losses",
+        (
+            "model",
+            "weights",
+            "content_weight",
+            "style_weight",
+            "tv_weight",
+            "strength",
+            "preserve_color",
+            "content_layers",
+            "style_layers",
+            "style_weights",
+            "precision",
+        ),
+    ),
+    (
+        "optimisation",
+        (
+            "steps",
+            "size",
+            "optimizer",
+            "learning_rate",
+            "scales",
+            "init",
+            "style_scale",
+            "seed",
+            "max_seconds",
+        ),
+    ),
+)
+#: Help for the values that are not settings (the recipe's own, and the weights file).
+_OTHER_INFO = {"strength": STRENGTH_INFO, "style_weights": STYLE_WEIGHTS_INFO}
+
+
+def option(name: str) -> str:
+    """The option for a setting's field name: ``content_weight`` -> ``--content-weight``."""
+    return "--" + name.replace("_", "-")
+
+
+def _setting_argument(name: str, defaults: TransferSettings) -> dict[str, Any]:
+    """``add_argument`` keywords for a setting or recipe value, from its metadata.
+
+    argparse only parses the text (a number, a choice); ranges are checked by the recipe, so a
+    value out of range gets the same message here as on the page and the API.
+    """
+    info = field_info(name) if name in SETTING_NAMES else _OTHER_INFO[name]
+    default = getattr(defaults, name, DEFAULT_STRENGTH if name == "strength" else None)
+    shown = "%(default)s" if default is not None else None
+    kwargs: dict[str, Any] = {"default": default}
+    if info.choices:
+        kwargs["choices"] = info.choices
+    else:
+        kwargs["type"] = info.kind
+    if info.metavar:
+        kwargs["metavar"] = info.metavar
+    if name == "model":
+        kwargs["type"] = _model_name  # any case; the choices check names the valid models
+        help_text = f"{info.help}, one of {', '.join(MODEL_NAMES)} (any case; default: {shown})"
+    elif name in ("content_layers", "style_layers"):
+        layers = getattr(get_model(defaults.model), name)
+        kwargs.update(type=_layer_spec, nargs="+")
+        help_text = (
+            f"{info.help}; WEIGHT is 1 if left out (default: the model's own, for "
+            f"{defaults.model}: {_layer_default(layers)})"
+        )
+    elif name == "style_weights":
+        kwargs["nargs"] = "+"
+        help_text = info.help
+    elif name == "strength":
+        help_text = f"{info.help} (default: %(default)g)"
+    elif name == "max_seconds":
+        help_text = f"{info.help.removesuffix(' (None: no limit)')} (default: no limit)"
+    else:
+        help_text = f"{info.help} (default: {shown})"
+    kwargs["help"] = help_text
+    return kwargs
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; every default shown in ``--help`` comes from ``TransferSettings()``."""
-    d = TransferSettings()
-    default_bb = get_model(d.model)
+    """The argument parser. Every setting's option, default, choices and help come from the
+    settings' metadata (``core.settings.field_info``) and ``TransferSettings()``."""
+    defaults = TransferSettings()
     parser = _Parser(
         prog=PROG,
         description=_DESCRIPTION,
@@ -204,167 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="result file ending in .png (the run record is kept in its metadata), .jpg or "
         ".jpeg; the record is also written to OUT.json; missing folders are created; required",
     )
-
-    net = parser.add_argument_group("network and losses")
-    net.add_argument(
-        "--model",
-        type=_model_name,
-        choices=MODEL_NAMES,
-        default=d.model,
-        metavar="NAME",
-        help=f"backbone network, one of {', '.join(MODEL_NAMES)} (any case; default: %(default)s)",
-    )
-    net.add_argument(
-        "--weights",
-        metavar="FILE",
-        default=None,
-        help="Keras .h5 weights for --model; the word 'random' uses untrained weights (for "
-        "testing only: the result is meaningless) (default: ImageNet weights, see notes below)",
-    )
-    net.add_argument(
-        "--content-weight",
-        type=float,
-        default=d.content_weight,
-        metavar="W",
-        help="weight of the content loss, alpha (default: %(default)s)",
-    )
-    net.add_argument(
-        "--style-weight",
-        type=float,
-        default=d.style_weight,
-        metavar="W",
-        help="weight of the style loss, beta, at --strength 100 (default: %(default)s)",
-    )
-    net.add_argument(
-        "--tv-weight",
-        type=float,
-        default=d.tv_weight,
-        metavar="W",
-        help="weight of the total-variation loss at --strength 100; higher is smoother "
-        "(default: %(default)s)",
-    )
-    net.add_argument(
-        "--strength",
-        type=_percent,
-        default=100.0,
-        metavar="PCT",
-        help="style strength in percent, 0 to 100: scales --style-weight and --tv-weight "
-        "together on a logarithmic curve (each third of the range is a factor of 10); 0 "
-        "returns CONTENT unchanged (default: %(default)g)",
-    )
-    net.add_argument(
-        "--preserve-color",
-        choices=COLOR_MODES,
-        default=d.preserve_color,
-        help="keep CONTENT's colours: 'luminance' applies the style to brightness only and "
-        "keeps CONTENT's colours; 'histogram' recolours the STYLE images to CONTENT's palette "
-        "first; 'none' takes the style's colours (default: %(default)s)",
-    )
-    net.add_argument(
-        "--content-layers",
-        type=_layer_spec,
-        nargs="+",
-        default=None,
-        metavar="LAYER[:WEIGHT]",
-        help="layers whose features must match CONTENT's; WEIGHT is 1 if left out; names "
-        f"depend on --model (default: the model's own, for {default_bb.name}: "
-        f"{_layer_default(default_bb.content_layers)})",
-    )
-    net.add_argument(
-        "--style-layers",
-        type=_layer_spec,
-        nargs="+",
-        default=None,
-        metavar="LAYER[:WEIGHT]",
-        help="layers whose Gram matrices must match STYLE's; WEIGHT is 1 if left out; "
-        f"names depend on --model (default: the model's own, for {default_bb.name}: "
-        f"{_layer_default(default_bb.style_layers)})",
-    )
-    net.add_argument(
-        "--style-weights",
-        type=_non_negative_float,
-        nargs="+",
-        default=None,
-        metavar="W",
-        help="blend weights of the STYLE images, one per image; 0 leaves one out "
-        "(default: equal weights)",
-    )
-    net.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=d.precision,
-        help="arithmetic of the network; auto picks bfloat16 on a GPU or on a CPU with "
-        "AMX/AVX512-BF16, else float32 (default: %(default)s)",
-    )
-
-    opt = parser.add_argument_group("optimisation")
-    opt.add_argument(
-        "--steps",
-        type=int,
-        default=d.steps,
-        metavar="N",
-        help="optimisation steps over all scales (L-BFGS iterations or Adam steps) "
-        "(default: %(default)s)",
-    )
-    opt.add_argument(
-        "--size",
-        type=int,
-        default=d.size,
-        metavar="PX",
-        help="long side of the output in pixels; the content's aspect ratio is kept "
-        "(default: %(default)s)",
-    )
-    opt.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS,
-        default=d.optimizer,
-        help="lbfgs converges fast; adam makes smooth, steady progress (default: %(default)s)",
-    )
-    opt.add_argument(
-        "--learning-rate",
-        type=float,
-        default=d.learning_rate,
-        metavar="LR",
-        help="Adam's step size in pixel units (0..255); ignored by lbfgs (default: %(default)s)",
-    )
-    opt.add_argument(
-        "--scales",
-        type=int,
-        default=d.scales,
-        metavar="N",
-        help="coarse-to-fine scales, 1 to 4; fewer are used where a coarser image would be "
-        "too small (default: %(default)s)",
-    )
-    opt.add_argument(
-        "--init",
-        choices=INITS,
-        default=d.init,
-        help="start from the content image, random noise, or the first style image "
-        "(default: %(default)s)",
-    )
-    opt.add_argument(
-        "--style-scale",
-        type=float,
-        default=d.style_scale,
-        metavar="F",
-        help="size of the style images relative to the output; below 1 gives finer strokes "
-        "(default: %(default)s)",
-    )
-    opt.add_argument(
-        "--seed",
-        type=_non_negative_int,
-        default=d.seed,
-        metavar="N",
-        help="random seed (noise init); equal settings and images repeat exactly "
-        "(default: %(default)s)",
-    )
-    opt.add_argument(
-        "--max-seconds",
-        type=float,
-        default=d.max_seconds,
-        metavar="S",
-        help="stop after this many seconds and keep the image so far (default: no limit)",
-    )
+    for title, names in _GROUPS:
+        group = parser.add_argument_group(title)
+        for name in names:
+            if name == "weights":
+                group.add_argument(
+                    "--weights",
+                    metavar="FILE",
+                    default=None,
+                    help="Keras .h5 weights for --model; the word 'random' uses untrained "
+                    "weights (for testing only: the result is meaningless) (default: ImageNet "
+                    "weights, see notes below)",
+                )
+            else:
+                group.add_argument(option(name), **_setting_argument(name, defaults))
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -738,8 +642,8 @@ def _one_line(err: BaseException | str) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     about = getattr(err, "field", None)
     if isinstance(err, SettingsError) and about:
-        option = "--" + about.replace("_", "-")
-        text = option + text[len(about) :] if text.startswith(about) else f"{option}: {text}"
+        flag = option(about)
+        text = flag + text[len(about) :] if text.startswith(about) else f"{flag}: {text}"
     return text
 
 

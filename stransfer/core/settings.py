@@ -82,8 +82,7 @@ def _setting(default: Any, info: FieldInfo) -> Any:
 
 
 _LAYERS_HELP = (
-    "layers whose {what} must match the {image}'s, with a weight each; names depend on the "
-    "model (default: the model's own)"
+    "layers whose {what} must match the {image}, each with a weight; names depend on the model"
 )
 
 
@@ -143,7 +142,7 @@ class TransferSettings:
     content_layers: Mapping[str, float] | None = _setting(
         None,
         FieldInfo(
-            _LAYERS_HELP.format(what="features", image="content image"),
+            _LAYERS_HELP.format(what="features", image="content image's"),
             optional=True,
             metavar="LAYER[:WEIGHT]",
         ),
@@ -151,7 +150,7 @@ class TransferSettings:
     style_layers: Mapping[str, float] | None = _setting(
         None,
         FieldInfo(
-            _LAYERS_HELP.format(what="Gram matrices", image="style images"),
+            _LAYERS_HELP.format(what="Gram matrices", image="style images'"),
             optional=True,
             metavar="LAYER[:WEIGHT]",
         ),
