@@ -401,15 +401,20 @@ def test_early_endings_write_the_image(
 # --------------------------------------------------------------------------- progress
 
 
-def test_progress_without_a_terminal_prints_about_every_tenth_step():
-    stream = io.StringIO()
-    progress = cli.Progress(stream, tty=False)
-    for step in range(1, 101):
-        progress.step(fake_event(step, 100, "done" if step == 100 else "running"))
+def test_progress_without_a_terminal_prints_a_line_every_few_seconds():
+    stream, now = io.StringIO(), [0.0]
+    progress = cli.Progress(stream, tty=False, interval=5.0, clock=lambda: now[0])
+    for step in range(1, 101):  # steps of 0.7 s: a line at once, then every 5 s, and the end
+        now[0] = 0.7 * step
+        last = step == 100
+        event = fake_event(step, 100, "time budget" if last else "running")
+        progress.step(replace(event, elapsed=now[0]))
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 10
-    assert lines[0].startswith("step 10/100 total=1.5 content=0.5 style=0.75 tv=0.25 0.10 s/step")
-    assert lines[-1].startswith("step 100/100 ")
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == [*range(1, 98, 8), 100]
+    assert lines[0].startswith("step 1/100 total=1.5 content=0.5 style=0.75 tv=0.25 0.10 s/step")
+    assert lines[1].startswith("step 9/100 ")
+    assert lines[-1].startswith("step 100/100 ") and lines[-1].endswith("time budget after 1m10s")
+    assert "ETA" not in lines[-1] and "-0.00" not in lines[-1]
     assert "\r" not in stream.getvalue()
 
 

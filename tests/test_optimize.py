@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stransfer import SettingsError, TransferSettings, get_backbone, plan_run, transfer
+from stransfer import RunPlan, SettingsError, TransferSettings, get_backbone, plan_run, transfer
 from stransfer.engine.features import load_extractor
 from stransfer.io.images import resize_to
 
@@ -69,8 +69,10 @@ def test_changing_weights_or_starting_again_does_not_retrace(vgg, content_img, s
     ):
         list(transfer(content_img, style_img, changed, vgg))
     assert objective.traces == traces
-    list(transfer(content_img, style_img, small(size=80), vgg))  # a new image size traces once
-    assert objective.traces == traces + 1
+    # New sizes and coarse-to-fine scales reuse the one trace (shape-polymorphic signature).
+    list(transfer(content_img, style_img, small(size=80), vgg))
+    list(transfer(content_img, style_img, small(size=72, scales=2, steps=4), vgg))
+    assert objective.traces == traces == 1
 
 
 def test_should_stop_ends_the_run_with_the_image(vgg, content_img, style_img):
@@ -93,6 +95,27 @@ def test_time_budget_stops_the_run(vgg, content_img, style_img):
     assert events[-1].status == "time budget"
     assert len(events) < 10_000
     assert events[-1].elapsed < 5.0
+
+
+def test_time_budget_gives_every_scale_real_steps(vgg, content_img, style_img):
+    settings = small(steps=10_000, size=160, scales=2, max_seconds=3.0)
+    events = list(transfer(content_img, style_img, settings, vgg))
+    per_scale = [sum(e.scale == s for e in events) for s in (1, 2)]
+    assert min(per_scale) >= 3, per_scale
+    assert all(e.seconds_per_step > 0 and e.eta >= 0 for e in events)
+    assert events[-1].status == "time budget" and events[-1].scale == 2
+
+
+def test_scale_deadline_splits_the_time_left_by_measured_step_cost():
+    from stransfer.engine.run import _scale_deadline, _time_left
+
+    plan = RunPlan(((64, 64), (128, 128)), (10, 10))
+    # A coarse step costs 0.1 s, so a fine one about 0.4 s: 1 s + 4 s planned, 1/5 coarse.
+    assert _scale_deadline(10.0, plan, 0, 0.0, 0.1) == pytest.approx(2.0)
+    assert _scale_deadline(10.0, plan, 0, 1.0, 0.1) == pytest.approx(1.0 + 9.0 / 5)
+    assert _scale_deadline(10.0, plan, 1, 3.0, 0.4) is None  # the last scale runs to the end
+    assert _scale_deadline(None, plan, 0, 0.0, 0.1) is None
+    assert _time_left(plan, 0, 4, 0.1) == pytest.approx(0.4 + 4.0)
 
 
 @pytest.mark.parametrize(

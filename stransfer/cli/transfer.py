@@ -11,11 +11,9 @@ Progress goes to stderr. Every problem with the arguments or the inputs is repor
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata as importlib_metadata
@@ -436,32 +434,46 @@ def _make_folders(job: Job) -> None:
 
 
 def format_step(event: StepEvent) -> str:
-    """One progress line: step, scale, losses, speed and time left."""
+    """One progress line: step, scale, losses, speed, and time left (or taken, at the end)."""
     scale = f" [scale {event.scale}/{event.scales}]" if event.scales > 1 else ""
     losses = " ".join(
         f"{key}={event.losses.get(key, float('nan')):.4g}"
         for key in ("total", "content", "style", "tv")
     )
-    return (
-        f"step {event.step}/{event.steps}{scale} {losses} "
-        f"{event.seconds_per_step:.2f} s/step ETA {format_duration(event.eta)}"
+    when = (
+        f"ETA {format_duration(event.eta)}"
+        if event.status == "running"
+        else f"{event.status} after {format_duration(event.elapsed)}"
     )
+    speed = f"{event.seconds_per_step:.2f} s/step"
+    return f"step {event.step}/{event.steps}{scale} {losses} {speed} {when}"
 
 
 class Progress:
-    """Progress on a text stream: one updating line on a terminal, else a line per ~10%."""
+    """Progress on a text stream: one updating line on a terminal; elsewhere (a log file, CI)
+    a plain line every ``interval`` seconds, after the first step and at the end."""
 
-    def __init__(self, stream: TextIO, *, quiet: bool = False, tty: bool | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        quiet: bool = False,
+        tty: bool | None = None,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream
         self.quiet = quiet
         if tty is None:
             isatty = getattr(stream, "isatty", None)
             tty = bool(isatty and isatty())
         self.tty = tty
+        self.interval, self.clock = interval, clock
         self._open = 0  # length of the unfinished \r line on a terminal (0: none)
+        self._last: float | None = None  # when the last plain line was written
 
     def step(self, event: StepEvent) -> None:
-        """Show ``event`` (every step on a terminal, else about every 10% of the steps)."""
+        """Show ``event`` (every step on a terminal, else every ``interval`` seconds)."""
         if self.quiet:
             return
         line = format_step(event)
@@ -471,8 +483,9 @@ class Progress:
             self.stream.flush()
             self._open = len(line)
             return
-        every = max(1, math.ceil(event.steps / 10))
-        if event.step % every == 0 or event.status != "running":
+        now = self.clock()
+        if self._last is None or now - self._last >= self.interval or event.status != "running":
+            self._last = now
             self._print(line)
 
     def info(self, text: str) -> None:
@@ -664,8 +677,6 @@ def main(argv: list[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else EXIT_OK
     except UsageError as err:
         return _error(f"{err} (see {PROG} --help)", stderr)
-    # Silence TensorFlow's C++ start-up chatter unless the user asked for it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     progress = Progress(stderr, quiet=args.quiet)
     try:
         job = prepare(args)

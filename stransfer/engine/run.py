@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from ..core.events import StepEvent, format_duration
-from ..core.plan import SCALE_SHARES, RunPlan, fit_shape, plan_run
+from ..core.plan import RunPlan, fit_shape, plan_run
 from ..core.recipe import Recipe, check_style_weights
 from ..core.settings import SettingsError, TransferSettings
 from ..io import color
@@ -121,6 +121,7 @@ def transfer(
     # Started from the content, each finer scale gets back the detail the coarser one lacked.
     keep_detail = settings.init == "content" and init_image is None
     for scale_index, (shape, scale_steps) in enumerate(zip(plan.shapes, plan.steps, strict=True)):
+        scale_start = time.perf_counter()
         content_at = resize_to(content, *shape).astype(np.float32)
         long_side = max(shape)
         targets_c = objective.content_targets(content_at) if objective.content_layers else ()
@@ -140,19 +141,19 @@ def transfer(
 
         def evaluate(
             x: np.ndarray, tc=targets_c, ts=targets_s
-        ) -> tuple[dict[str, float], np.ndarray]:
+        ) -> tuple[dict[str, float], np.ndarray, bool]:
             return objective.value_and_grad(x, tc, ts, content_weights, style_weights, mix)
 
         optimizer = _make_optimizer(settings)
-        scale_start = time.perf_counter()
-        budget_end = _scale_deadline(settings.max_seconds, plan, scale_index)
-        for _ in range(scale_steps):
+        last_scale = scale_index == len(plan.shapes) - 1
+        for done_here in range(1, scale_steps + 1):
             result = optimizer.step(image, evaluate)
             image, step_losses = result.image, result.losses
             step += 1
             now = time.perf_counter()
-            per_step = (now - scale_start) / (step - sum(plan.steps[:scale_index]))
-            remaining = per_step * (total_steps - step)
+            # This scale's mean step time, switch and targets included: what a step costs here.
+            per_step = (now - scale_start) / done_here
+            remaining = _time_left(plan, scale_index, scale_steps - done_here, per_step)
             if settings.max_seconds is not None:
                 remaining = min(remaining, max(0.0, settings.max_seconds - (now - start)))
             total = step_losses["total"]
@@ -181,21 +182,26 @@ def transfer(
             if total < best_total:
                 best_image, best_total = result.evaluated, total
             status, message = "running", ""
-            if step == total_steps:
+            if last_scale and done_here == scale_steps:
                 status = "done"
             elif settings.max_seconds is not None and now - start >= settings.max_seconds:
                 status, message = "time budget", f"stopped at the {settings.max_seconds:g} s budget"
             elif should_stop is not None and should_stop():
                 status, message = "stopped", f"stopped at step {step} of {total_steps}"
+            # The last image is the one scored, so the record's losses are this image's own.
+            shown = image if status == "running" else result.evaluated
             yield event(
                 eta=0.0 if status != "running" else remaining,
-                image=present(_frame(image, output_shape)),
+                image=present(_frame(shown, output_shape)),
                 status=status,
                 message=message,
             )
             if status != "running":
                 return
-            if budget_end is not None and now - start >= budget_end:
+            deadline = _scale_deadline(
+                settings.max_seconds, plan, scale_index, scale_start - start, per_step
+            )
+            if deadline is not None and now - start >= deadline:
                 break  # this scale's share of the time budget is spent: go finer
 
 
@@ -308,14 +314,40 @@ def _make_optimizer(settings: TransferSettings) -> Optimizer:
     return LBFGS()
 
 
-def _scale_deadline(max_seconds: float | None, plan: RunPlan, index: int) -> float | None:
-    """Seconds into the run at which scale ``index`` hands over to the next one."""
+def _scale_deadline(
+    max_seconds: float | None,
+    plan: RunPlan,
+    index: int,
+    scale_started: float,
+    step_seconds: float,
+) -> float | None:
+    """Seconds into the run at which scale ``index`` hands over to the next one (None: never).
+
+    The time left when the scale started is split over it and the finer scales in proportion
+    to their planned steps times their step cost, estimated from this scale's measured
+    ``step_seconds`` scaled by pixel count. So every scale gets the same fraction of its
+    planned steps, and a coarse scale (a quarter of the cost per halving) gets real steps
+    rather than what a fixed split of the seconds would leave it.
+    """
     if max_seconds is None or index == len(plan.shapes) - 1:
         return None
-    shares = SCALE_SHARES[len(plan.shapes)]
-    # A coarse step costs about 4x less per halving, so weight each scale's share by its cost.
-    costs = [share / 4 ** (len(shares) - 1 - i) for i, share in enumerate(shares)]
-    return max_seconds * sum(costs[: index + 1]) / sum(costs)
+    costs = _scale_costs(plan, index, step_seconds)
+    planned = sum(c * n for c, n in zip(costs, plan.steps[index:], strict=True))
+    share = costs[0] * plan.steps[index] / planned
+    return scale_started + (max_seconds - scale_started) * share
+
+
+def _scale_costs(plan: RunPlan, index: int, step_seconds: float) -> list[float]:
+    """Estimated seconds per step at scale ``index`` and each finer one (cost ~ pixels)."""
+    pixels = [h * w for h, w in plan.shapes]
+    return [step_seconds * p / pixels[index] for p in pixels[index:]]
+
+
+def _time_left(plan: RunPlan, index: int, steps_left_here: int, step_seconds: float) -> float:
+    """Seconds the planned steps still take: the rest of this scale and all finer ones."""
+    costs = _scale_costs(plan, index, step_seconds)
+    later = sum(c * n for c, n in zip(costs[1:], plan.steps[index + 1 :], strict=True))
+    return steps_left_here * step_seconds + later
 
 
 def _frame(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
