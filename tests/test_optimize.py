@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 
 from stransfer import RunPlan, SettingsError, TransferSettings, get_backbone, plan_run, transfer
-from stransfer.engine.features import load_extractor
 from stransfer.io.images import resize_to
 
 
 @pytest.fixture(scope="module")
-def vgg():
-    return load_extractor("VGG19", "auto", "random")
+def vgg(vgg_random):
+    return vgg_random
 
 
 def small(**kw) -> TransferSettings:

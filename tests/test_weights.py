@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from stransfer import weights as W
+from stransfer.core.models import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -291,11 +292,10 @@ def test_backbone_files_match_keras_sources():
         "ResNet": resnet.BASE_WEIGHTS_PATH + W.BACKBONE_FILES["ResNet"],
         "ResNetV2": resnet.BASE_WEIGHTS_PATH + W.BACKBONE_FILES["ResNetV2"],
     }
-    for name, url in urls.items():
-        filename, folder, _ = W._OFFICIAL[name]
-        assert url == f"{W._KERAS_URL}{folder}/{filename}"
-    assert W._OFFICIAL["ResNet"][2] == resnet.WEIGHTS_HASHES["resnet50"][1]
-    assert W._OFFICIAL["ResNetV2"][2] == resnet.WEIGHTS_HASHES["resnet50v2"][1]
+    for name, url in urls.items():  # the model table (core.models) holds Keras' own facts
+        assert url == MODELS[name].weights_url, name
+    assert MODELS["ResNet"].weights_md5 == resnet.WEIGHTS_HASHES["resnet50"][1]
+    assert MODELS["ResNetV2"].weights_md5 == resnet.WEIGHTS_HASHES["resnet50v2"][1]
 
 
 # --- resolution --------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def test_bad_user_file_and_backbone(sandbox, tmp_path):
     fake.write_text("not hdf5")
     with pytest.raises(W.WeightsError, match="not a readable HDF5"):
         W.resolve_weights("VGG19", fake)
-    with pytest.raises(W.WeightsError, match="unknown backbone"):
+    with pytest.raises(W.WeightsError, match="unknown model 'AlexNet'"):
         W.resolve_weights("AlexNet")
     broken_official = sandbox[1] / W.BACKBONE_FILES["Xception"]
     broken_official.parent.mkdir(parents=True)
