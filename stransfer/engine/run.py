@@ -188,11 +188,9 @@ def transfer(
                 status, message = "time budget", f"stopped at the {settings.max_seconds:g} s budget"
             elif should_stop is not None and should_stop():
                 status, message = "stopped", f"stopped at step {step} of {total_steps}"
-            # The last image is the one scored, so the record's losses are this image's own.
-            shown = image if status == "running" else result.evaluated
             yield event(
                 eta=0.0 if status != "running" else remaining,
-                image=present(_frame(shown, output_shape)),
+                image=present(_frame(image, output_shape)),
                 status=status,
                 message=message,
             )
