@@ -200,3 +200,30 @@ def test_objective_cache_is_bounded_and_reuses_recent_layer_sets(vgg):
         vgg.objective((), (layer,))
     assert len(vgg._objectives) == MAX_OBJECTIVES
     assert vgg.objective(("block4_conv2",), (layers[0],)) is not first  # evicted, rebuilt
+
+
+@pytest.mark.parametrize(
+    ("capability", "cpu_bf16", "expected"),
+    [
+        ((8, 0), False, "bfloat16"),  # Ampere and newer: bf16
+        ((9, 0), False, "bfloat16"),
+        ((7, 5), True, "float32"),  # an older GPU runs float32, whatever the CPU has
+        (None, True, "bfloat16"),  # no GPU: the CPU decides
+        (None, False, "float32"),
+    ],
+)
+def test_auto_precision_follows_the_gpu_capability(monkeypatch, capability, cpu_bf16, expected):
+    from stransfer.engine import features
+
+    monkeypatch.delenv("STRANSFER_PRECISION", raising=False)
+    monkeypatch.setattr(
+        features.tf.config, "list_physical_devices", lambda kind: ["gpu:0"] if capability else []
+    )
+    monkeypatch.setattr(
+        features.tf.config.experimental,
+        "get_device_details",
+        lambda device: {"compute_capability": capability},
+    )
+    monkeypatch.setattr(features, "cpu_has_bf16", lambda: cpu_bf16)
+    assert features.resolve_precision("auto") == expected
+    assert features.resolve_precision("float32") == "float32"

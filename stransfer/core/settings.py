@@ -81,9 +81,12 @@ def _setting(default: Any, info: FieldInfo) -> Any:
     return field(default=default, metadata={"info": info})
 
 
-_LAYERS_HELP = (
-    "layers whose {what} must match the {image}, each with a weight; names depend on the model"
-)
+def _layers_setting(what: str, image: str) -> Any:
+    """A ``{layer: weight}`` setting (None: the model's defaults)."""
+    help_text = (
+        f"layers whose {what} must match the {image}, each with a weight; names depend on the model"
+    )
+    return _setting(None, FieldInfo(help_text, optional=True, metavar="LAYER[:WEIGHT]"))
 
 
 @dataclass(frozen=True)
@@ -139,22 +142,8 @@ class TransferSettings:
             metavar="W",
         ),
     )
-    content_layers: Mapping[str, float] | None = _setting(
-        None,
-        FieldInfo(
-            _LAYERS_HELP.format(what="features", image="content image's"),
-            optional=True,
-            metavar="LAYER[:WEIGHT]",
-        ),
-    )
-    style_layers: Mapping[str, float] | None = _setting(
-        None,
-        FieldInfo(
-            _LAYERS_HELP.format(what="Gram matrices", image="style images'"),
-            optional=True,
-            metavar="LAYER[:WEIGHT]",
-        ),
-    )
+    content_layers: Mapping[str, float] | None = _layers_setting("features", "content image's")
+    style_layers: Mapping[str, float] | None = _layers_setting("Gram matrices", "style images'")
     optimizer: str = _setting(
         "lbfgs",
         FieldInfo("lbfgs converges fast; adam makes smooth, steady progress", choices=OPTIMIZERS),
