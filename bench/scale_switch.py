@@ -4,7 +4,8 @@
 
 Switch cost = time from the last step of one scale to the end of the first step of the next,
 minus a normal step at that scale (the median of its other steps): what a new size costs
-beyond its step (targets, enlarging, and, in the baseline, a retrace). Baseline: the objective
+beyond its step, in wall seconds and in this process's CPU seconds (steadier when other work
+shares the cores) (targets, enlarging, and, in the baseline, a retrace). Baseline: the objective
 traced anew for every image size (``trace_per_shape=True``, this project before issue 10);
 now: one shape-polymorphic trace. Each runs cold in a fresh extractor, float32, on the
 bundled astronaut + brush strokes. Then the cold start, ``python -m bench.probe cold SIZE``
@@ -44,20 +45,23 @@ def switch_costs(trace_per_shape: bool, size: int, scales: int, steps: int) -> d
         weights = None
     extractor = FeatureExtractor("VGG19", "float32", weights, trace_per_shape=trace_per_shape)
     settings = TransferSettings(size=size, scales=scales, steps=steps * scales, precision="float32")
-    ends: dict[int, list[float]] = {}
+    wall: dict[int, list[float]] = {}
+    cpu_time: dict[int, list[float]] = {}
     for event in transfer(content, style, settings, extractor):
-        ends.setdefault(event.scale, []).append(event.elapsed)
-    costs, normal = [], []
-    for scale in sorted(ends)[1:]:
-        times = ends[scale]
-        step_times = [b - a for a, b in itertools.pairwise(times)]
-        usual = statistics.median(step_times)
-        first = times[0] - ends[scale - 1][-1]
-        costs.append(first - usual)
-        normal.append(usual)
+        wall.setdefault(event.scale, []).append(event.elapsed)
+        cpu_time.setdefault(event.scale, []).append(time.process_time())
+    result: dict = {}
+    for clock, ends in (("wall", wall), ("cpu", cpu_time)):
+        costs, normal = [], []
+        for scale in sorted(ends)[1:]:
+            times = ends[scale]
+            usual = statistics.median(b - a for a, b in itertools.pairwise(times))
+            costs.append(times[0] - ends[scale - 1][-1] - usual)
+            normal.append(usual)
+        result[clock] = {"switch": costs, "step": normal}
     validated = settings.validated()
     objective = extractor.objective(tuple(validated.content_layers), tuple(validated.style_layers))
-    return {"switch": costs, "step": normal, "traces": objective.traces}
+    return {**result, "traces": objective.traces}
 
 
 def cold_start(size: int) -> dict[str, float]:
@@ -83,11 +87,16 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         rows[name] = switch_costs(per_shape, args.size, args.scales, args.steps)
         rows[name]["run"] = time.perf_counter() - started
-    print(f"{'':28}{'traces':>8}{'run':>8}  switch cost beyond a step, per new scale")
-    for name, row in rows.items():
-        costs = " ".join(f"{c:6.2f}" for c in row["switch"])
-        steps = " ".join(f"{s:5.2f}" for s in row["step"])
-        print(f"{name:28}{row['traces']:>8}{row['run']:>8.1f}  {costs}   (steps: {steps})")
+    print(f"{'':28}{'traces':>7}{'run':>7}  switch cost beyond a step, per new scale")
+    for clock, what in (
+        ("wall", "wall seconds"),
+        ("cpu", "CPU seconds (steadier on a busy machine)"),
+    ):
+        print(f"  {what}")
+        for name, row in rows.items():
+            costs = " ".join(f"{c:6.2f}" for c in row[clock]["switch"])
+            steps = " ".join(f"{s:5.2f}" for s in row[clock]["step"])
+            print(f"{name:28}{row['traces']:>7}{row['run']:>7.1f}  {costs}   (a step: {steps})")
     if args.no_cold:
         return
     parts = cold_start(args.size)
