@@ -1,4 +1,4 @@
-"""Fresh-process measurements for the benchmark: ``python -m bench.probe cold|memory SIZE``.
+"""Fresh-process measurements for the benchmark: ``python -m bench.probe cold|memory|parts SIZE``.
 
 Run in a new process so that import time, model build and peak RSS are not hidden by what the
 benchmark process already loaded.
@@ -9,12 +9,41 @@ import sys
 import time
 
 start = time.perf_counter()
-from stransfer import TransferSettings, load_extractor, load_image, transfer  # noqa: E402
 
 ROOT = __file__.rsplit("/bench/", 1)[0]
 
 
-def main(what: str, size: int) -> float:
+def parts(size: int) -> str:
+    """Where the cold start goes, as ``key=seconds``: importing the light library (settings,
+    images), importing the engine (TensorFlow, Keras), building the model with its weights,
+    the targets and first step (the one trace included), and the total."""
+    from stransfer import TransferSettings
+    from stransfer.io.images import load_image
+
+    light = time.perf_counter()
+    from stransfer.engine.features import load_extractor
+    from stransfer.engine.run import transfer
+
+    engine = time.perf_counter()
+    content = load_image(f"{ROOT}/data/content/astronaut.jpg")
+    style = load_image(f"{ROOT}/data/style/swirls.jpg")
+    settings = TransferSettings(size=size)
+    extractor = load_extractor(settings.model)
+    built = time.perf_counter()
+    next(iter(transfer(content, style, settings, extractor)))
+    first = time.perf_counter()
+    return (
+        f"library_import={light - start:.3f} engine_import={engine - light:.3f} "
+        f"model_build={built - engine:.3f} first_step={first - built:.3f} "
+        f"total={first - start:.3f}"
+    )
+
+
+def main(what: str, size: int) -> float | str:
+    if what == "parts":
+        return parts(size)
+    from stransfer import TransferSettings, load_extractor, load_image, transfer
+
     content = load_image(f"{ROOT}/data/content/astronaut.jpg")
     style = load_image(f"{ROOT}/data/style/swirls.jpg")
     if what == "cold":  # process start -> first frame: imports, model build, targets, 1 step

@@ -21,6 +21,8 @@ import os
 from typing import Any
 
 # TensorFlow's C++ start-up chatter is noise for a CLI and an app; users can still override it.
+# Every entry point imports this package before any engine module, so this runs before
+# TensorFlow is imported (the engine is loaded only on first use, below).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Public names and the module that defines each. Imported on first use, so that light entry
@@ -36,6 +38,10 @@ _EXPORTS = {
     "plan_run": "core.plan",
     "SettingsError": "core.settings",
     "TransferSettings": "core.settings",
+    "Recipe": "core.recipe",
+    "make_recipe": "core.recipe",
+    "RunInputs": "io.records",
+    "recipe_record": "io.records",
     "ImageError": "io.images",
     "load_image": "io.images",
     "save_image": "io.images",
@@ -49,6 +55,7 @@ _EXPORTS = {
     "load_extractor": "engine.features",
     "resolve_precision": "engine.features",
     "transfer": "engine.run",
+    "run_recipe": "engine.run",
 }
 __all__ = sorted(_EXPORTS)
 

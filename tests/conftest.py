@@ -34,3 +34,11 @@ def content_img() -> np.ndarray:
 @pytest.fixture
 def style_img() -> np.ndarray:
     return _smooth_image(1, 80, 80)
+
+
+@pytest.fixture(scope="session")
+def vgg_random():
+    """One untrained VGG19 (float32) for the whole session: building one takes seconds."""
+    from stransfer.engine.features import load_extractor
+
+    return load_extractor("VGG19", "float32", "random")

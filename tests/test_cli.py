@@ -16,8 +16,9 @@ from PIL import Image
 
 from stransfer import transfer
 from stransfer.cli import transfer as cli
-from stransfer.core.settings import TransferSettings
+from stransfer.core.settings import SETTING_NAMES, TransferSettings, field_info
 from stransfer.core.strength import strength_to_weights
+from stransfer.engine import run as engine_run
 from stransfer.engine.features import load_extractor
 from stransfer.engine.run import StepEvent, format_duration
 from stransfer.io.color import mean_chroma_error
@@ -262,7 +263,7 @@ BAD_ARGUMENTS = {
     "output is a folder": (["{content}", "{style}", "-o", "{folder}"], "is a folder"),
     "style weights count": (
         ["{content}", "{style}", "-o", "{out}", "--style-weights", "1", "2"],
-        "one weight per STYLE",
+        "one weight per style image",
     ),
     "all style weights zero": (
         ["{content}", "{style}", "-o", "{out}", "--style-weights", "0"],
@@ -280,7 +281,7 @@ BAD_ARGUMENTS = {
     "no output": (["{content}", "{style}"], "-o/--output"),
     "strength above 100": (
         ["{content}", "{style}", "-o", "{out}", "--strength", "150"],
-        "percentage from 0 to 100",
+        "--strength must be a number from 0 to 100",
     ),
     "negative style weight": (
         ["{content}", "{style}", "-o", "{out}", "--style-weight", "-1"],
@@ -333,15 +334,15 @@ def test_bad_suffix_message_suggests_the_fix(images, tmp_path, capsys):
 
 
 def test_ctrl_c_writes_last_image_and_exits_130(images, tmp_path, capsys, monkeypatch):
-    real_transfer = cli.transfer
+    real_run = engine_run.run_recipe
 
     def interrupted_after_one_step(*args, **kwargs):
-        events = real_transfer(*args, **kwargs)
+        events = real_run(*args, **kwargs)
         yield next(events)
         events.close()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "transfer", interrupted_after_one_step)
+    monkeypatch.setattr(engine_run, "run_recipe", interrupted_after_one_step)
     out = tmp_path / "out.png"
     code, _, err = run_cli(
         capsys, images["content"], images["style"], "-o", out, *FAST, "--steps", "5"
@@ -358,9 +359,9 @@ def test_ctrl_c_writes_last_image_and_exits_130(images, tmp_path, capsys, monkey
 def test_ctrl_c_before_the_first_step_writes_nothing(images, tmp_path, capsys, monkeypatch):
     def interrupted_at_once(*args, **kwargs):
         raise KeyboardInterrupt
-        yield  # a generator, like transfer()
+        yield  # a generator, like run_recipe()
 
-    monkeypatch.setattr(cli, "transfer", interrupted_at_once)
+    monkeypatch.setattr(engine_run, "run_recipe", interrupted_at_once)
     out = tmp_path / "out.png"
     code, _, err = run_cli(capsys, images["content"], images["style"], "-o", out, *FAST)
     assert code == 130
@@ -389,7 +390,7 @@ def test_early_endings_write_the_image(
         yield fake_event(1, 10)
         yield fake_event(2, 10, status, message)
 
-    monkeypatch.setattr(cli, "transfer", ends_early)
+    monkeypatch.setattr(engine_run, "run_recipe", ends_early)
     out = tmp_path / "out.png"
     got, _, err = run_cli(capsys, images["content"], images["style"], "-o", out, *FAST)
     assert got == code
@@ -400,15 +401,20 @@ def test_early_endings_write_the_image(
 # --------------------------------------------------------------------------- progress
 
 
-def test_progress_without_a_terminal_prints_about_every_tenth_step():
-    stream = io.StringIO()
-    progress = cli.Progress(stream, tty=False)
-    for step in range(1, 101):
-        progress.step(fake_event(step, 100, "done" if step == 100 else "running"))
+def test_progress_without_a_terminal_prints_a_line_every_few_seconds():
+    stream, now = io.StringIO(), [0.0]
+    progress = cli.Progress(stream, tty=False, interval=5.0, clock=lambda: now[0])
+    for step in range(1, 101):  # steps of 0.7 s: a line at once, then every 5 s, and the end
+        now[0] = 0.7 * step
+        last = step == 100
+        event = fake_event(step, 100, "time budget" if last else "running")
+        progress.step(replace(event, elapsed=now[0]))
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 10
-    assert lines[0].startswith("step 10/100 total=1.5 content=0.5 style=0.75 tv=0.25 0.10 s/step")
-    assert lines[-1].startswith("step 100/100 ")
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == [*range(1, 98, 8), 100]
+    assert lines[0].startswith("step 1/100 total=1.5 content=0.5 style=0.75 tv=0.25 0.10 s/step")
+    assert lines[1].startswith("step 9/100 ")
+    assert lines[-1].startswith("step 100/100 ") and lines[-1].endswith("time budget after 1m10s")
+    assert "ETA" not in lines[-1] and "-0.00" not in lines[-1]
     assert "\r" not in stream.getvalue()
 
 
@@ -448,13 +454,50 @@ def test_every_option_documents_its_default():
             assert word in (action.help or ""), action.option_strings
 
 
-def test_defaults_come_from_transfer_settings():
-    args = cli.build_parser().parse_args(["c.png", "s.png", "-o", "o.png"])
+def test_every_setting_is_an_option_with_its_default_choices_and_help():
+    parser = cli.build_parser()
+    args = parser.parse_args(["c.png", "s.png", "-o", "o.png"])
     defaults = TransferSettings()
-    for name in ("model", "steps", "size", "content_weight", "style_weight", "tv_weight",
-                 "optimizer", "learning_rate", "precision", "scales", "init", "style_scale",
-                 "preserve_color", "seed", "max_seconds"):  # fmt: skip
+    actions = {action.dest: action for action in parser._actions}
+    for name in SETTING_NAMES:
+        info = field_info(name)
+        action = actions[name]
+        assert action.option_strings == [cli.option(name)]
         assert getattr(args, name) == getattr(defaults, name), name
+        assert info.help.split(" (")[0] in action.help, name
+        if info.choices:
+            assert tuple(action.choices) == info.choices, name
+
+
+def test_readme_option_table_lists_every_option():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = {line.split("`")[1].split()[0].rstrip(",") for line in readme.splitlines()
+             if line.startswith("| `-")}  # fmt: skip
+    options = {
+        action.option_strings[-1]
+        for action in cli.build_parser()._actions
+        if action.option_strings and action.dest not in ("help", "version", "quiet")
+    }
+    assert options - {"--output"} <= table | {"--output"}, options - table
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from stransfer.cli import main; main(['--help'])",
+        "from stransfer.core.settings import TransferSettings; TransferSettings().validated()",
+        "from stransfer.core.recipe import make_recipe; make_recipe({'strength': 50})",
+        "import stransfer.io.records, stransfer.io.images, stransfer.core.plan",
+    ],
+)
+def test_light_entry_points_do_not_import_tensorflow(code):
+    check = "import sys; bad = {'tensorflow', 'keras'} & set(sys.modules); assert not bad, bad"
+    proc = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{check}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_python_m_stransfer_help():

@@ -12,14 +12,13 @@ from conftest import _smooth_image
 
 from stransfer import TransferSettings, transfer
 from stransfer.core.strength import strength_to_weights
-from stransfer.engine.features import load_extractor
 from stransfer.engine.losses import relative_error
 from stransfer.io.images import fit_long_side, resize_to
 
 
 @pytest.fixture(scope="module")
-def vgg():
-    return load_extractor("VGG19", "float32", "random")
+def vgg(vgg_random):
+    return vgg_random
 
 
 def settings(**changes) -> TransferSettings:

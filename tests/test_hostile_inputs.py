@@ -29,7 +29,6 @@ from stransfer import (
     TransferSettings,
     cli,
     get_backbone,
-    load_extractor,
     load_image,
     plan_run,
     transfer,
@@ -242,8 +241,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture(scope="module")
-def extractor():
-    return load_extractor("VGG19", "float32", "random")
+def extractor(vgg_random):
+    return vgg_random
 
 
 def write_case(folder: Path, case: Case) -> Path:

@@ -266,7 +266,8 @@ def test_cli_init_instant_starts_the_optimiser_from_the_instant_result(models, t
     common = [str(content), str(style), "--size", "96"]
     done = _run(
         *common, "-o", str(tmp_path / "opt.png"), "--init", "instant", "--steps", "1",
-        "--weights", "random", "--scales", "1", "--content-weight", "0", "--strength", "0",
+        "--weights", "random", "--scales", "1", "--content-weight", "0", "--style-weight", "0",
+        "--tv-weight", "0",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert load_record(tmp_path / "opt.png").settings["init"] == "instant"

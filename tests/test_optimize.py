@@ -3,14 +3,13 @@
 import numpy as np
 import pytest
 
-from stransfer import SettingsError, TransferSettings, get_backbone, plan_run, transfer
-from stransfer.engine.features import load_extractor
+from stransfer import RunPlan, SettingsError, TransferSettings, get_backbone, plan_run, transfer
 from stransfer.io.images import resize_to
 
 
 @pytest.fixture(scope="module")
-def vgg():
-    return load_extractor("VGG19", "auto", "random")
+def vgg(vgg_random):
+    return vgg_random
 
 
 def small(**kw) -> TransferSettings:
@@ -69,8 +68,10 @@ def test_changing_weights_or_starting_again_does_not_retrace(vgg, content_img, s
     ):
         list(transfer(content_img, style_img, changed, vgg))
     assert objective.traces == traces
-    list(transfer(content_img, style_img, small(size=80), vgg))  # a new image size traces once
-    assert objective.traces == traces + 1
+    # New sizes and coarse-to-fine scales reuse the one trace (shape-polymorphic signature).
+    list(transfer(content_img, style_img, small(size=80), vgg))
+    list(transfer(content_img, style_img, small(size=72, scales=2, steps=4), vgg))
+    assert objective.traces == traces == 1
 
 
 def test_should_stop_ends_the_run_with_the_image(vgg, content_img, style_img):
@@ -93,6 +94,27 @@ def test_time_budget_stops_the_run(vgg, content_img, style_img):
     assert events[-1].status == "time budget"
     assert len(events) < 10_000
     assert events[-1].elapsed < 5.0
+
+
+def test_time_budget_gives_every_scale_real_steps(vgg, content_img, style_img):
+    settings = small(steps=10_000, size=160, scales=2, max_seconds=3.0)
+    events = list(transfer(content_img, style_img, settings, vgg))
+    per_scale = [sum(e.scale == s for e in events) for s in (1, 2)]
+    assert min(per_scale) >= 3, per_scale
+    assert all(e.seconds_per_step > 0 and e.eta >= 0 for e in events)
+    assert events[-1].status == "time budget" and events[-1].scale == 2
+
+
+def test_scale_deadline_splits_the_time_left_by_measured_step_cost():
+    from stransfer.engine.run import _scale_deadline, _time_left
+
+    plan = RunPlan(((64, 64), (128, 128)), (10, 10))
+    # A coarse step costs 0.1 s, so a fine one about 0.4 s: 1 s + 4 s planned, 1/5 coarse.
+    assert _scale_deadline(10.0, plan, 0, 0.0, 0.1) == pytest.approx(2.0)
+    assert _scale_deadline(10.0, plan, 0, 1.0, 0.1) == pytest.approx(1.0 + 9.0 / 5)
+    assert _scale_deadline(10.0, plan, 1, 3.0, 0.4) is None  # the last scale runs to the end
+    assert _scale_deadline(None, plan, 0, 0.0, 0.1) is None
+    assert _time_left(plan, 0, 4, 0.1) == pytest.approx(0.4 + 4.0)
 
 
 @pytest.mark.parametrize(
@@ -178,3 +200,30 @@ def test_objective_cache_is_bounded_and_reuses_recent_layer_sets(vgg):
         vgg.objective((), (layer,))
     assert len(vgg._objectives) == MAX_OBJECTIVES
     assert vgg.objective(("block4_conv2",), (layers[0],)) is not first  # evicted, rebuilt
+
+
+@pytest.mark.parametrize(
+    ("capability", "cpu_bf16", "expected"),
+    [
+        ((8, 0), False, "bfloat16"),  # Ampere and newer: bf16
+        ((9, 0), False, "bfloat16"),
+        ((7, 5), True, "float32"),  # an older GPU runs float32, whatever the CPU has
+        (None, True, "bfloat16"),  # no GPU: the CPU decides
+        (None, False, "float32"),
+    ],
+)
+def test_auto_precision_follows_the_gpu_capability(monkeypatch, capability, cpu_bf16, expected):
+    from stransfer.engine import features
+
+    monkeypatch.delenv("STRANSFER_PRECISION", raising=False)
+    monkeypatch.setattr(
+        features.tf.config, "list_physical_devices", lambda kind: ["gpu:0"] if capability else []
+    )
+    monkeypatch.setattr(
+        features.tf.config.experimental,
+        "get_device_details",
+        lambda device: {"compute_capability": capability},
+    )
+    monkeypatch.setattr(features, "cpu_has_bf16", lambda: cpu_bf16)
+    assert features.resolve_precision("auto") == expected
+    assert features.resolve_precision("float32") == "float32"

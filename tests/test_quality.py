@@ -31,7 +31,7 @@ def distances(extractor: FeatureExtractor, image, content, style) -> tuple[float
     shape = image.shape[:2]
     content = fit_long_side(content, max(shape)).astype(np.float32)
     style = fit_long_side(style, max(shape)).astype(np.float32)
-    losses, _ = objective.value_and_grad(
+    losses, _, _ = objective.value_and_grad(
         image.astype(np.float32),
         objective.content_targets(content),
         objective.style_grams(style),

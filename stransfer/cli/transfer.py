@@ -11,43 +11,42 @@ Progress goes to stderr. Every problem with the arguments or the inputs is repor
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import numpy as np
-import tensorflow as tf
 
-from ..core.settings import (
-    COLOR_MODES,
-    INITS,
-    OPTIMIZERS,
-    PRECISIONS,
-    SettingsError,
-    TransferSettings,
+from ..core.events import StepEvent, format_duration
+from ..core.models import MODEL_NAMES, ModelError, get_model
+from ..core.recipe import (
+    DEFAULT_STRENGTH,
+    STRENGTH_INFO,
+    STYLE_WEIGHTS_INFO,
+    Recipe,
+    make_recipe,
 )
-from ..core.strength import strength_extra, strength_to_weights
-from ..engine.backbones import BACKBONE_NAMES, BackboneError, get_backbone
-from ..engine.features import FeatureExtractor, load_extractor
-from ..engine.run import StepEvent, format_duration, plan_run, transfer
+from ..core.settings import SETTING_NAMES, SettingsError, TransferSettings, field_info
 from ..io.animation import FrameRecorder, write_animation
-from ..io.images import ImageError, image_sha256, load_image, save_image
+from ..io.images import ImageError, load_image, save_image
 from ..io.records import (
     RECORD_KEY,
+    RunInputs,
     RunRecord,
     png_metadata,
-    record_of_step,
+    recipe_record,
     save_result,
     save_sidecar,
 )
 from ..weights import INSTALL_CMD, WeightsError
+
+if TYPE_CHECKING:
+    from ..engine.features import FeatureExtractor
 
 PROG = "stransfer"
 #: Output file types the CLI writes (PNG keeps the run record in its metadata).
@@ -59,19 +58,6 @@ EXIT_OK = 0  # done, or stopped at the --max-seconds budget
 EXIT_FAILED = 1  # the loss diverged, memory ran out, or the output could not be written
 EXIT_USAGE = 2  # bad arguments, images, settings, model, layers or weights
 EXIT_INTERRUPTED = 130  # Ctrl-C (the last image is still written)
-
-# TransferSettings fields whose validation messages start with the field name.
-_SETTING_OPTIONS = (
-    "steps",
-    "size",
-    "scales",
-    "content_weight",
-    "style_weight",
-    "tv_weight",
-    "learning_rate",
-    "style_scale",
-    "max_seconds",
-)
 
 
 class UsageError(Exception):
@@ -91,8 +77,8 @@ class _Parser(argparse.ArgumentParser):
 def _model_name(text: str) -> str:
     """Canonical backbone name for ``text`` (case-insensitive); unknown names pass through."""
     try:
-        return get_backbone(text).name
-    except BackboneError:
+        return get_model(text).name
+    except ModelError:
         return text  # argparse's choices check names the valid models
 
 
@@ -109,36 +95,6 @@ def _layer_spec(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(
             f"{text!r}: the weight after ':' must be a number, e.g. {name}:0.5"
         ) from None
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of at least 0")
-    return value
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 100.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage from 0 to 100")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0")
-    return value
 
 
 def _package_version() -> str:
@@ -190,10 +146,93 @@ def _layer_default(layers: dict[str, float]) -> str:
     return names if weights == {1.0} else " ".join(f"{k}:{v:g}" for k, v in layers.items())
 
 
+#: Where each setting appears in ``--help``: (group title, entries). An entry is a
+#: ``TransferSettings`` field, a recipe value (``strength``, ``style_weights``) or ``weights``
+#: (the CLI's own --weights); each option is named after its field (``--content-weight``).
+_GROUPS = (
+    (
+        "network and losses",
+        (
+            "model",
+            "weights",
+            "content_weight",
+            "style_weight",
+            "tv_weight",
+            "strength",
+            "preserve_color",
+            "content_layers",
+            "style_layers",
+            "style_weights",
+            "precision",
+        ),
+    ),
+    (
+        "optimisation",
+        (
+            "steps",
+            "size",
+            "optimizer",
+            "learning_rate",
+            "scales",
+            "init",
+            "style_scale",
+            "seed",
+            "max_seconds",
+        ),
+    ),
+)
+#: Help for the values that are not settings (the recipe's own, and the weights file).
+_OTHER_INFO = {"strength": STRENGTH_INFO, "style_weights": STYLE_WEIGHTS_INFO}
+
+
+def option(name: str) -> str:
+    """The option for a setting's field name: ``content_weight`` -> ``--content-weight``."""
+    return "--" + name.replace("_", "-")
+
+
+def _setting_argument(name: str, defaults: TransferSettings) -> dict[str, Any]:
+    """``add_argument`` keywords for a setting or recipe value, from its metadata.
+
+    argparse only parses the text (a number, a choice); ranges are checked by the recipe, so a
+    value out of range gets the same message here as on the page and the API.
+    """
+    info = field_info(name) if name in SETTING_NAMES else _OTHER_INFO[name]
+    default = getattr(defaults, name, DEFAULT_STRENGTH if name == "strength" else None)
+    shown = "%(default)s" if default is not None else None
+    kwargs: dict[str, Any] = {"default": default}
+    if info.choices:
+        kwargs["choices"] = info.choices
+    else:
+        kwargs["type"] = info.kind
+    if info.metavar:
+        kwargs["metavar"] = info.metavar
+    if name == "model":
+        kwargs["type"] = _model_name  # any case; the choices check names the valid models
+        help_text = f"{info.help}, one of {', '.join(MODEL_NAMES)} (any case; default: {shown})"
+    elif name in ("content_layers", "style_layers"):
+        layers = getattr(get_model(defaults.model), name)
+        kwargs.update(type=_layer_spec, nargs="+")
+        help_text = (
+            f"{info.help}; WEIGHT is 1 if left out (default: the model's own, for "
+            f"{defaults.model}: {_layer_default(layers)})"
+        )
+    elif name == "style_weights":
+        kwargs["nargs"] = "+"
+        help_text = info.help
+    elif name == "strength":
+        help_text = f"{info.help} (default: %(default)g)"
+    elif name == "max_seconds":
+        help_text = f"{info.help.removesuffix(' (None: no limit)')} (default: no limit)"
+    else:
+        help_text = f"{info.help} (default: {shown})"
+    kwargs["help"] = help_text
+    return kwargs
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; every default shown in ``--help`` comes from ``TransferSettings()``."""
-    d = TransferSettings()
-    default_bb = get_backbone(d.model)
+    """The argument parser. Every setting's option, default, choices and help come from the
+    settings' metadata (``core.settings.field_info``) and ``TransferSettings()``."""
+    defaults = TransferSettings()
     parser = _Parser(
         prog=PROG,
         description=_DESCRIPTION,
@@ -214,175 +253,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="result file ending in .png (the run record is kept in its metadata), .jpg or "
         ".jpeg; the record is also written to OUT.json; missing folders are created; required",
     )
+    for title, names in _GROUPS:
+        group = parser.add_argument_group(title)
+        for name in names:
+            if name == "weights":
+                group.add_argument(
+                    "--weights",
+                    metavar="FILE",
+                    default=None,
+                    help="Keras .h5 weights for --model; the word 'random' uses untrained "
+                    "weights (for testing only: the result is meaningless) (default: ImageNet "
+                    "weights, see notes below)",
+                )
+            else:
+                group.add_argument(option(name), **_setting_argument(name, defaults))
 
-    net = parser.add_argument_group("network and losses")
-    net.add_argument(
-        "--model",
-        type=_model_name,
-        choices=BACKBONE_NAMES,
-        default=d.model,
-        metavar="NAME",
-        help=f"backbone network, one of {', '.join(BACKBONE_NAMES)} (any case; "
-        "default: %(default)s)",
-    )
-    net.add_argument(
-        "--weights",
-        metavar="FILE",
-        default=None,
-        help="Keras .h5 weights for --model; the word 'random' uses untrained weights (for "
-        "testing only: the result is meaningless) (default: ImageNet weights, see notes below)",
-    )
-    net.add_argument(
-        "--content-weight",
-        type=float,
-        default=d.content_weight,
-        metavar="W",
-        help="weight of the content loss, alpha (default: %(default)s)",
-    )
-    net.add_argument(
-        "--style-weight",
-        type=float,
-        default=d.style_weight,
-        metavar="W",
-        help="weight of the style loss, beta, at --strength 100 (default: %(default)s)",
-    )
-    net.add_argument(
-        "--tv-weight",
-        type=float,
-        default=d.tv_weight,
-        metavar="W",
-        help="weight of the total-variation loss at --strength 100; higher is smoother "
-        "(default: %(default)s)",
-    )
-    net.add_argument(
-        "--strength",
-        type=_percent,
-        default=100.0,
-        metavar="PCT",
-        help="style strength in percent, 0 to 100: scales --style-weight and --tv-weight "
-        "together on a logarithmic curve (each third of the range is a factor of 10); 0 "
-        "returns CONTENT unchanged (default: %(default)g)",
-    )
-    net.add_argument(
-        "--preserve-color",
-        choices=COLOR_MODES,
-        default=d.preserve_color,
-        help="keep CONTENT's colours: 'luminance' applies the style to brightness only and "
-        "keeps CONTENT's colours; 'histogram' recolours the STYLE images to CONTENT's palette "
-        "first; 'none' takes the style's colours (default: %(default)s)",
-    )
-    net.add_argument(
-        "--content-layers",
-        type=_layer_spec,
-        nargs="+",
-        default=None,
-        metavar="LAYER[:WEIGHT]",
-        help="layers whose features must match CONTENT's; WEIGHT is 1 if left out; names "
-        f"depend on --model (default: the model's own, for {default_bb.name}: "
-        f"{_layer_default(default_bb.content_layers)})",
-    )
-    net.add_argument(
-        "--style-layers",
-        type=_layer_spec,
-        nargs="+",
-        default=None,
-        metavar="LAYER[:WEIGHT]",
-        help="layers whose Gram matrices must match STYLE's; WEIGHT is 1 if left out; "
-        f"names depend on --model (default: the model's own, for {default_bb.name}: "
-        f"{_layer_default(default_bb.style_layers)})",
-    )
-    net.add_argument(
-        "--style-weights",
-        type=_non_negative_float,
-        nargs="+",
-        default=None,
-        metavar="W",
-        help="blend weights of the STYLE images, one per image; 0 leaves one out "
-        "(default: equal weights)",
-    )
-    net.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=d.precision,
-        help="arithmetic of the network; auto picks bfloat16 on a GPU or on a CPU with "
-        "AMX/AVX512-BF16, else float32 (default: %(default)s)",
-    )
-
-    opt = parser.add_argument_group("optimisation")
-    opt.add_argument(
-        "--steps",
-        type=int,
-        default=d.steps,
-        metavar="N",
-        help="optimisation steps over all scales (L-BFGS iterations or Adam steps) "
-        "(default: %(default)s)",
-    )
-    opt.add_argument(
-        "--size",
-        type=int,
-        default=d.size,
-        metavar="PX",
-        help="long side of the output in pixels; the content's aspect ratio is kept "
-        "(default: %(default)s)",
-    )
-    opt.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS,
-        default=d.optimizer,
-        help="lbfgs converges fast; adam makes smooth, steady progress (default: %(default)s)",
-    )
-    opt.add_argument(
-        "--learning-rate",
-        type=float,
-        default=d.learning_rate,
-        metavar="LR",
-        help="Adam's step size in pixel units (0..255); ignored by lbfgs (default: %(default)s)",
-    )
-    opt.add_argument(
-        "--scales",
-        type=int,
-        default=d.scales,
-        metavar="N",
-        help="coarse-to-fine scales, 1 to 4; fewer are used where a coarser image would be "
-        "too small (default: %(default)s)",
-    )
-    opt.add_argument(
-        "--init",
-        choices=INITS,
-        default=d.init,
-        help="start from the content image, random noise, the first style image, or the "
-        "instant engine's result (--init instant) (default: %(default)s)",
-    )
-    opt.add_argument(
+    parser.add_argument(
         "--instant",
         action="store_true",
         help="no optimisation: the instant engine's feed-forward result in about a second "
-        f"(see {PROG} --instant --help)",
+        f"(see {PROG} --instant --help) (default: off)",
     )
-    opt.add_argument(
-        "--style-scale",
-        type=float,
-        default=d.style_scale,
-        metavar="F",
-        help="size of the style images relative to the output; below 1 gives finer strokes "
-        "(default: %(default)s)",
-    )
-    opt.add_argument(
-        "--seed",
-        type=_non_negative_int,
-        default=d.seed,
-        metavar="N",
-        help="random seed (noise init); equal settings and images repeat exactly "
-        "(default: %(default)s)",
-    )
-    opt.add_argument(
-        "--max-seconds",
-        type=float,
-        default=d.max_seconds,
-        metavar="S",
-        help="stop after this many seconds and keep the image so far (default: no limit)",
-    )
-
     out = parser.add_argument_group("output")
     out.add_argument(
         "--save-every",
@@ -422,31 +313,17 @@ def build_parser() -> argparse.ArgumentParser:
 class Job:
     """Everything checked and loaded before the (long) optimisation starts."""
 
-    settings: TransferSettings
+    recipe: Recipe
     content: np.ndarray
-    styles: list[tuple[np.ndarray, float]]
+    styles: list[np.ndarray]
+    inputs: RunInputs
     output: Path
     save_every: int | None
     save_dir: Path | None
     animation: Path | None
-    #: The run record's ``extra``: input names, strength, colour mode, weights file.
-    extra: dict[str, Any]
     notices: tuple[str, ...]
-    content_sha256: str = ""
-    style_sha256: list[str] = field(default_factory=list)
-
-    def record(self, event: StepEvent, precision: str, seconds: float) -> RunRecord:
-        """The run record of the image in ``event``: everything needed to reproduce it."""
-        return record_of_step(
-            self.settings,
-            event,
-            precision=precision,
-            content_sha256=self.content_sha256,
-            style_sha256=self.style_sha256,
-            style_weights=[weight for _, weight in self.styles],
-            seconds=seconds,
-            extra={**self.extra, "status": event.status, "steps_planned": event.steps},
-        )
+    #: Record ``extra`` only the CLI knows: the weights file (None: ImageNet, once resolved).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _layers(specs: Sequence[tuple[str, float]] | None, option: str) -> dict[str, float] | None:
@@ -513,88 +390,37 @@ def _save_every(values: Sequence[str] | None) -> tuple[int | None, Path | None]:
     return n, path
 
 
-def _style_weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    if weights is None:
-        return [1.0] * count
-    if len(weights) != count:
-        raise UsageError(
-            f"--style-weights got {len(weights)} weight(s) for {count} STYLE image(s); "
-            "give one weight per STYLE image"
-        )
-    if not any(w > 0 for w in weights):
-        raise UsageError(
-            "--style-weights are all 0; give at least one STYLE image a weight above 0"
-        )
-    return list(weights)
-
-
-def _settings(args: argparse.Namespace) -> TransferSettings:
-    """The validated settings; --strength scales --style-weight and --tv-weight."""
-    try:
-        style_weight, tv_weight = strength_to_weights(
-            args.strength, style_weight=args.style_weight, tv_weight=args.tv_weight
-        )
-    except ValueError as err:  # a negative or non-finite weight; the message names it
-        raise SettingsError(str(err)) from None
-    return TransferSettings(
-        model=args.model,
-        steps=args.steps,
-        size=args.size,
-        content_weight=args.content_weight,
-        style_weight=style_weight,
-        tv_weight=tv_weight,
-        content_layers=_layers(args.content_layers, "--content-layers"),
-        style_layers=_layers(args.style_layers, "--style-layers"),
-        optimizer=args.optimizer,
-        learning_rate=args.learning_rate,
-        precision=args.precision,
-        scales=args.scales,
-        init=args.init,
-        style_scale=args.style_scale,
-        preserve_color=args.preserve_color,
-        seed=args.seed,
-        max_seconds=args.max_seconds,
-    ).validated()
-
-
-def _record_extra(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        **strength_extra(args.strength, style_weight=args.style_weight, tv_weight=args.tv_weight),
-        "preserve_color": args.preserve_color,
-        "content": str(args.content),
-        "styles": [str(path) for path in args.styles],
-        "weights": args.weights,  # None: ImageNet weights, recorded once resolved
-    }
+def _recipe(args: argparse.Namespace) -> Recipe:
+    """The validated recipe; --strength scales --style-weight and --tv-weight."""
+    values = {name: getattr(args, name) for name in SETTING_NAMES}
+    values["content_layers"] = _layers(args.content_layers, "--content-layers")
+    values["style_layers"] = _layers(args.style_layers, "--style-layers")
+    values["strength"] = args.strength
+    return make_recipe(values, style_weights=args.style_weights, styles=len(args.styles))
 
 
 def prepare(args: argparse.Namespace) -> Job:
     """Check the arguments and load the images: everything that can fail fast, before the model.
 
-    Raises UsageError, SettingsError, BackboneError or ImageError.
+    Raises UsageError, SettingsError, ModelError or ImageError.
     """
     output = _check_output(args.output)
     save_every, save_dir = _save_every(args.save_every)
     animation = _check_animation(args.save_animation)
-    blend = _style_weights(args.style_weights, len(args.styles))
-    settings = _settings(args)
+    recipe = _recipe(args)
     content = load_image(args.content, name=f"content image {Path(args.content).name}")
-    styles = [
-        (load_image(path, name=f"style image {Path(path).name}"), weight)
-        for path, weight in zip(args.styles, blend, strict=True)
-    ]
-    plan = plan_run(content.shape[:2], settings, get_backbone(settings.model).min_side)
+    styles = [load_image(path, name=f"style image {Path(path).name}") for path in args.styles]
     return Job(
-        settings,
+        recipe,
         content,
         styles,
+        RunInputs.of(content, styles, str(args.content), [str(path) for path in args.styles]),
         output,
         save_every,
         save_dir,
         animation,
-        _record_extra(args),
-        plan.notices,
-        content_sha256=image_sha256(content),
-        style_sha256=[image_sha256(image) for image, _ in styles],
+        recipe.plan(content.shape[:2]).notices,
+        {"weights": args.weights},
     )
 
 
@@ -614,32 +440,46 @@ def _make_folders(job: Job) -> None:
 
 
 def format_step(event: StepEvent) -> str:
-    """One progress line: step, scale, losses, speed and time left."""
+    """One progress line: step, scale, losses, speed, and time left (or taken, at the end)."""
     scale = f" [scale {event.scale}/{event.scales}]" if event.scales > 1 else ""
     losses = " ".join(
         f"{key}={event.losses.get(key, float('nan')):.4g}"
         for key in ("total", "content", "style", "tv")
     )
-    return (
-        f"step {event.step}/{event.steps}{scale} {losses} "
-        f"{event.seconds_per_step:.2f} s/step ETA {format_duration(event.eta)}"
+    when = (
+        f"ETA {format_duration(event.eta)}"
+        if event.status == "running"
+        else f"{event.status} after {format_duration(event.elapsed)}"
     )
+    speed = f"{event.seconds_per_step:.2f} s/step"
+    return f"step {event.step}/{event.steps}{scale} {losses} {speed} {when}"
 
 
 class Progress:
-    """Progress on a text stream: one updating line on a terminal, else a line per ~10%."""
+    """Progress on a text stream: one updating line on a terminal; elsewhere (a log file, CI)
+    a plain line every ``interval`` seconds, after the first step and at the end."""
 
-    def __init__(self, stream: TextIO, *, quiet: bool = False, tty: bool | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        quiet: bool = False,
+        tty: bool | None = None,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream
         self.quiet = quiet
         if tty is None:
             isatty = getattr(stream, "isatty", None)
             tty = bool(isatty and isatty())
         self.tty = tty
+        self.interval, self.clock = interval, clock
         self._open = 0  # length of the unfinished \r line on a terminal (0: none)
+        self._last: float | None = None  # when the last plain line was written
 
     def step(self, event: StepEvent) -> None:
-        """Show ``event`` (every step on a terminal, else about every 10% of the steps)."""
+        """Show ``event`` (every step on a terminal, else every ``interval`` seconds)."""
         if self.quiet:
             return
         line = format_step(event)
@@ -649,8 +489,9 @@ class Progress:
             self.stream.flush()
             self._open = len(line)
             return
-        every = max(1, math.ceil(event.steps / 10))
-        if event.step % every == 0 or event.status != "running":
+        now = self.clock()
+        if self._last is None or now - self._last >= self.interval or event.status != "running":
+            self._last = now
             self._print(line)
 
     def info(self, text: str) -> None:
@@ -698,7 +539,14 @@ class Writer:
         self.frames = FrameRecorder() if job.animation is not None else None
 
     def record(self, event: StepEvent) -> RunRecord:
-        return self.job.record(event, self.precision, time.perf_counter() - self.started)
+        return recipe_record(
+            self.job.recipe,
+            self.job.inputs,
+            event,
+            precision=self.precision,
+            seconds=time.perf_counter() - self.started,
+            extra=self.job.extra,
+        )
 
     def step(self, event: StepEvent) -> None:
         """Keep the step's frame for the animation and write a snapshot when one is due."""
@@ -733,18 +581,23 @@ class Writer:
                 write_animation(self.frames.frames, self.job.animation)
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """True for MemoryError and TensorFlow's ResourceExhaustedError (checked without importing
+    TensorFlow: if it raised, it is already imported)."""
+    tf = sys.modules.get("tensorflow")
+    errors = (MemoryError,) if tf is None else (MemoryError, tf.errors.ResourceExhaustedError)
+    return isinstance(err, errors)
+
+
 def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: float) -> int:
     """Optimise, save snapshots and the result, and return the exit status."""
     for notice in job.notices:
         progress.info(f"{PROG}: note: {notice}")
+    from ..engine.run import run_recipe  # TensorFlow: only once there is a run to do
+
     writer = Writer(job, extractor.precision, started, progress)
     last: StepEvent | None = None
-    init_image = None
-    if job.settings.init == "instant":  # the optimiser starts from the feed-forward result
-        from ..instant import instant_init
-
-        init_image = instant_init(job.content, job.styles, job.settings)
-    events = transfer(job.content, job.styles, job.settings, extractor, init_image=init_image)
+    events = run_recipe(job.recipe, job.content, job.styles, extractor)
     try:
         for event in events:
             last = event
@@ -804,10 +657,12 @@ def _report(job: Job, last: StepEvent, progress: Progress, started: float) -> in
 
 
 def _one_line(err: BaseException | str) -> str:
+    """``err`` on one line; a SettingsError's field becomes the option a user types."""
     text = " ".join(str(err).split()) or type(err).__name__
-    head, sep, rest = text.partition(" ")
-    if isinstance(err, SettingsError) and head in _SETTING_OPTIONS and sep:
-        text = f"--{head.replace('_', '-')} {rest}"
+    about = getattr(err, "field", None)
+    if isinstance(err, SettingsError) and about:
+        flag = option(about)
+        text = flag + text[len(about) :] if text.startswith(about) else f"{flag}: {text}"
     return text
 
 
@@ -828,31 +683,34 @@ def main(argv: list[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else EXIT_OK
     except UsageError as err:
         return _error(f"{err} (see {PROG} --help)", stderr)
-    if args.instant:  # normally routed by stransfer.cli.main before TensorFlow is imported
+    if args.instant:  # normally routed by stransfer.cli.main already
         from .instant import main as instant_main
 
         return instant_main(argv)
-    # Silence TensorFlow's C++ start-up chatter unless the user asked for it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     progress = Progress(stderr, quiet=args.quiet)
     try:
         job = prepare(args)
-        extractor = load_extractor(job.settings.model, job.settings.precision, args.weights)
+        from ..engine.features import load_extractor  # TensorFlow: after the cheap checks
+
+        settings = job.recipe.settings
+        extractor = load_extractor(settings.model, settings.precision, args.weights)
         if extractor.weights is not None:
             job.extra["weights"] = str(extractor.weights)
         _make_folders(job)
-    except (UsageError, ImageError, SettingsError, BackboneError, WeightsError) as err:
+    except (UsageError, ImageError, SettingsError, ModelError, WeightsError) as err:
         return _error(err, stderr)
     except KeyboardInterrupt:
         progress.warn("interrupted before the first step; nothing written")
         return EXIT_INTERRUPTED
     try:
         return run(job, extractor, progress, started)
-    except (ImageError, SettingsError, BackboneError, WeightsError) as err:
+    except (ImageError, SettingsError, ModelError, WeightsError) as err:
         return _error(err, stderr)
-    except (tf.errors.ResourceExhaustedError, MemoryError):
+    except Exception as err:
+        if not _out_of_memory(err):
+            raise
         stderr.write(
-            f"{PROG}: error: out of memory at --size {job.settings.size}; choose a smaller "
+            f"{PROG}: error: out of memory at --size {job.recipe.settings.size}; choose a smaller "
             "--size or --precision bfloat16\n"
         )
         return EXIT_FAILED

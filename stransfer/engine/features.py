@@ -4,9 +4,10 @@
 sub-models that stop at the deepest layer in use, and ``Objective`` objects that evaluate the
 total loss and its gradient with respect to the image in one traced TensorFlow function.
 
-The objective is traced once per image shape: targets, per-layer weights and the
-alpha/beta/TV weights are fed as tensors, so changing any of them (or starting a new run at the
-same size) reuses the traced graph.
+The objective is traced once for every image size: its functions take a fixed signature with
+the height and width left open (``None``), and targets, per-layer weights and the
+alpha/beta/TV weights are fed as tensors, so a new scale, a new size, new weights or a new run
+all reuse the one traced graph.
 """
 
 from __future__ import annotations
@@ -40,17 +41,39 @@ def cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+#: Oldest NVIDIA compute capability with fast bfloat16 (Ampere); older GPUs run float32.
+MIN_BF16_CAPABILITY = (8, 0)
+
+
+def gpu_has_bf16() -> bool | None:
+    """Whether the first GPU has fast bfloat16 (compute capability 8.0 or more); None: no GPU."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    try:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+    except (RuntimeError, ValueError):
+        capability = None
+    return capability is not None and tuple(capability) >= MIN_BF16_CAPABILITY
+
+
 def resolve_precision(precision: str) -> str:
-    """Turn ``auto`` into ``bfloat16`` (GPU, or CPU with AMX/AVX512-BF16) or ``float32``."""
+    """Turn ``auto`` into ``bfloat16`` or ``float32``.
+
+    bfloat16 on a GPU of compute capability 8.0 or more (Ampere and newer) or, without a GPU,
+    on a CPU with AMX/AVX512-BF16; float32 elsewhere (older GPUs would emulate bf16, and
+    float16 needs loss scaling that this optimiser does not do). ``STRANSFER_PRECISION``
+    overrides ``auto``.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
     if os.environ.get("STRANSFER_PRECISION") in ("float32", "bfloat16"):
         return os.environ["STRANSFER_PRECISION"]
-    if tf.config.list_physical_devices("GPU") or cpu_has_bf16():
-        return "bfloat16"
-    return "float32"
+    on_gpu = gpu_has_bf16()
+    fast_bf16 = cpu_has_bf16() if on_gpu is None else on_gpu
+    return "bfloat16" if fast_bf16 else "float32"
 
 
 # Keras' dtype policy is global; building two models at once from two threads (two browser
@@ -111,9 +134,19 @@ class FeatureExtractor:
     """One backbone with loaded weights at one precision, plus its cached objectives."""
 
     def __init__(
-        self, model: str, precision: str = "auto", weights: Path | str | None = None
+        self,
+        model: str,
+        precision: str = "auto",
+        weights: Path | str | None = None,
+        *,
+        trace_per_shape: bool = False,
     ) -> None:
-        """Build the network. ``weights`` is a Keras-loadable file, or None for random weights."""
+        """Build the network. ``weights`` is a Keras-loadable file, or None for random weights.
+
+        ``trace_per_shape`` traces the objectives anew for every image size, as this project
+        did before: only the benchmark's baseline (``bench/scale_switch.py``) uses it.
+        """
+        self.trace_per_shape = trace_per_shape
         self.backbone = get_backbone(model)
         self.precision = resolve_precision(precision)
         self.weights = Path(weights) if weights is not None else None
@@ -165,10 +198,22 @@ class Objective:
         # One model serves both: its outputs are content layers, then style layers.
         self._model = extractor.outputs_for(content_layers + style_layers)
         self._preprocess = extractor.backbone.preprocess_input
-        #: How often the step function was traced (tests assert it stays at one per shape).
+        #: How often the step function was traced (tests assert it stays at one).
         self.traces = 0
-        self._features = tf.function(self._features_fn)
-        self._value_and_grad = tf.function(self._value_and_grad_fn)
+        # Height and width are left open so that every scale and size shares one trace; the
+        # layer counts are fixed for an objective, so the signature is too.
+        image = tf.TensorSpec([1, None, None, 3], tf.float32)
+        features = tuple(tf.TensorSpec([1, None, None, None], tf.float32) for _ in content_layers)
+        grams = tuple(tf.TensorSpec([None, None], tf.float32) for _ in style_layers)
+        vector = tf.TensorSpec([None], tf.float32)
+        step = [image, features, grams, vector, vector, tf.TensorSpec([3], tf.float32)]
+        per_shape = extractor.trace_per_shape  # the benchmark's baseline only
+        self._features = tf.function(
+            self._features_fn, input_signature=None if per_shape else [image]
+        )
+        self._value_and_grad = tf.function(
+            self._value_and_grad_fn, input_signature=None if per_shape else step
+        )
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -229,7 +274,8 @@ class Objective:
             total = mix[0] * content + mix[1] * style + mix[2] * tv
         grad = tape.gradient(total, image)
         parts = tf.stack([total, content, style, tv])
-        return parts, grad, tf.reduce_all(tf.math.is_finite(grad))
+        finite = tf.reduce_all(tf.math.is_finite(grad)) & tf.reduce_all(tf.math.is_finite(parts))
+        return parts, grad, finite
 
     def value_and_grad(
         self,
@@ -239,13 +285,14 @@ class Objective:
         content_weights: np.ndarray,
         style_weights: np.ndarray,
         mix: np.ndarray,
-    ) -> tuple[dict[str, float], np.ndarray]:
-        """Losses (``total``, ``content``, ``style``, ``tv``) and the gradient for ``image``.
+    ) -> tuple[dict[str, float], np.ndarray, bool]:
+        """Losses (``total``, ``content``, ``style``, ``tv``), the gradient for ``image``, and
+        whether both are finite (checked in the graph, where it is cheap).
 
         ``image`` is float32 ``[H, W, 3]`` in 0..255. Content and style losses are the
         layer-weighted sums of relative errors; ``mix`` is ``(alpha, beta, tv_weight)``.
         """
-        parts, grad, _finite = self._value_and_grad(
+        parts, grad, finite = self._value_and_grad(
             _batch(image),
             content_targets,
             style_targets,
@@ -257,6 +304,7 @@ class Objective:
         return (
             {"total": total, "content": content, "style": style, "tv": tv},
             grad.numpy()[0],
+            bool(finite),
         )
 
 
@@ -267,7 +315,6 @@ def _batch(image: np.ndarray) -> tf.Tensor:
 RANDOM_WEIGHTS = "random"
 
 
-@functools.lru_cache(maxsize=4)
 def load_extractor(
     model: str, precision: str = "auto", weights: str | None = None, *, allow_download: bool = True
 ) -> FeatureExtractor:
@@ -275,12 +322,25 @@ def load_extractor(
 
     ``weights`` is a file the user names, ``"random"`` for untrained weights (tests), or None
     to resolve ImageNet weights (Keras cache, then the offline VGG19, then a download). Raises
-    ``stransfer.weights.WeightsError`` with the fix when no weights can be found.
+    ``stransfer.weights.WeightsError`` with the fix when no weights can be found. The cache
+    key uses the canonical model name and the resolved precision, so ``auto`` and what it
+    resolves to share one network.
     """
+    return _load_extractor(
+        get_backbone(model).name, resolve_precision(precision), weights, allow_download
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_extractor(
+    model: str, precision: str, weights: str | None, allow_download: bool
+) -> FeatureExtractor:
     from ..weights import resolve_weights  # deferred: the weights module pulls in h5py
 
-    backbone = get_backbone(model)
     path = None
     if weights != RANDOM_WEIGHTS:
-        path = resolve_weights(backbone.name, weights, allow_download=allow_download)
-    return FeatureExtractor(backbone.name, precision, path)
+        path = resolve_weights(model, weights, allow_download=allow_download)
+    return FeatureExtractor(model, precision, path)
+
+
+load_extractor.cache_clear = _load_extractor.cache_clear  # type: ignore[attr-defined]

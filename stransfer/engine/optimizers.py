@@ -1,6 +1,6 @@
 """Optimisers over the image pixels: Adam and a bounded L-BFGS, both one step at a time.
 
-Both take ``evaluate(x) -> (losses, gradient)`` and return the new image after one step, so
+Both take ``evaluate(x) -> (losses, gradient, finite)`` and return the new image after one step, so
 the loop can show every step. Pixels stay in 0..255 (projected after each step): that keeps the
 image displayable at every step and is the box constraint L-BFGS-B would enforce.
 """
@@ -14,12 +14,15 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-Evaluate = Callable[[np.ndarray], tuple[dict[str, float], np.ndarray]]
+#: ``x -> (losses, gradient, finite)``; ``finite`` says the losses and gradient are finite
+#: (the objective checks it in its graph, so the optimiser need not scan the gradient again).
+Evaluate = Callable[[np.ndarray], tuple[dict[str, float], np.ndarray, bool]]
 LOW, HIGH = 0.0, 255.0
 
 
 class Step(NamedTuple):
-    """One optimiser step: the next image, and the losses of ``evaluated`` (the image scored).
+    """One optimiser step: the next image, and the losses of ``evaluated`` (the image scored
+    in this step; ``image`` is scored by the next step).
 
     ``finite`` is False when the losses or gradient were not finite; ``image`` is then the
     unchanged input.
@@ -37,10 +40,6 @@ class Optimizer(Protocol):
         ...
 
 
-def _finite(losses: dict[str, float], grad: np.ndarray) -> bool:
-    return all(math.isfinite(v) for v in losses.values()) and bool(np.isfinite(grad).all())
-
-
 class Adam:
     """Adam on pixels; ``learning_rate`` is roughly the per-step pixel change (0..255 scale).
 
@@ -55,8 +54,8 @@ class Adam:
 
     @np.errstate(over="ignore", invalid="ignore")  # overflow is detected and reported instead
     def step(self, x: np.ndarray, evaluate: Evaluate) -> Step:
-        losses, grad = evaluate(x)
-        if not _finite(losses, grad):
+        losses, grad, finite = evaluate(x)
+        if not finite:
             return Step(x, losses, x, False)
         if self.m is None or self.m.shape != grad.shape:
             self.m, self.v, self.t = np.zeros_like(grad), np.zeros_like(grad), 0
@@ -73,10 +72,12 @@ class Adam:
 
 
 class LBFGS:
-    """Limited-memory BFGS with pixel bounds, one accepted iterate per ``step``.
+    """Limited-memory BFGS with pixel bounds, one evaluation per ``step``.
 
-    Each step evaluates the new image once; only when the loss rises does it backtrack (halving
-    the step, at most ``max_backtracks`` extra evaluations) and, if that fails, forget its
+    Each step scores the image it is given (the previous step's proposal) and proposes the
+    next one, so a step costs one evaluation, the first step of a scale included. Only when
+    the proposal raised the loss does it backtrack (halving the step from the last accepted
+    image, at most ``max_backtracks`` extra evaluations) and, if that fails, forget its
     curvature history. This follows the common style-transfer practice of L-BFGS with a unit
     step and no full line search, which converges far faster per evaluation than Adam.
 
@@ -90,9 +91,11 @@ class LBFGS:
         self.first_step = first_step
         self.max_backtracks = max_backtracks
         self.pairs: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=history)
-        self.x: np.ndarray | None = None
+        self.x: np.ndarray | None = None  # the last accepted (scored) image, flat
         self.grad: np.ndarray | None = None
         self.losses: dict[str, float] = {}
+        self.direction: np.ndarray | None = None
+        self.proposal: np.ndarray | None = None  # what the last step returned, flat
 
     def _direction(self, grad: np.ndarray) -> np.ndarray:
         """Two-loop recursion: approximately -H^-1 grad (flat float32 arrays)."""
@@ -115,31 +118,39 @@ class LBFGS:
     @np.errstate(over="ignore", invalid="ignore")  # overflow is detected and reported instead
     def step(self, x: np.ndarray, evaluate: Evaluate) -> Step:
         shape = x.shape
-        if self.x is None or self.x.size != x.size or not np.array_equal(self.x, x.ravel()):
-            # New start (first step, new scale, or the caller changed the image): forget history.
+        flat = x.ravel().astype(np.float32)
+        continuing = (
+            self.proposal is not None
+            and self.proposal.size == flat.size
+            and np.array_equal(self.proposal, flat)
+        )
+        if not continuing:
+            # New start (first step, new scale, or the caller changed the image).
             self.pairs.clear()
-            self.losses, grad = evaluate(x)
-            if not _finite(self.losses, grad):
-                return Step(x, self.losses, x, False)
-            self.x, self.grad = x.ravel().astype(np.float32), grad.ravel().astype(np.float32)
-        assert self.grad is not None
-        direction = self._direction(self.grad)
-        step_size = 1.0
-        for attempt in range(self.max_backtracks + 1):
-            new_x = np.clip(self.x + step_size * direction, LOW, HIGH)
-            losses, grad = evaluate(new_x.reshape(shape))
-            if not _finite(losses, grad):
-                return Step(x, losses, x, False)
-            if losses["total"] <= self.losses["total"] or attempt == self.max_backtracks:
-                break
-            step_size *= 0.5
+            self.x = None
+        losses, grad, finite = evaluate(x)
+        if not finite:
+            return Step(x, losses, x, False)
         grad = grad.ravel().astype(np.float32)
-        s, y = new_x - self.x, grad - self.grad
-        sy = float(s @ y)
-        if losses["total"] > self.losses["total"]:
-            self.pairs.clear()  # the model of the curvature failed: restart from the gradient
-        elif math.isfinite(sy) and sy > 1e-10 * float(y @ y):
-            self.pairs.append((s, y, 1.0 / sy))
-        self.x, self.grad, self.losses = new_x, grad, losses
-        new_image = new_x.reshape(shape)
-        return Step(new_image, losses, new_image, True)
+        if self.x is not None:
+            assert self.grad is not None and self.direction is not None
+            step_size = 0.5
+            for _ in range(self.max_backtracks):
+                if losses["total"] <= self.losses["total"]:
+                    break
+                flat = np.clip(self.x + step_size * self.direction, LOW, HIGH)
+                losses, grad, finite = evaluate(flat.reshape(shape))
+                if not finite:
+                    return Step(x, losses, x, False)
+                grad = grad.ravel().astype(np.float32)
+                step_size *= 0.5
+            s, y = flat - self.x, grad - self.grad
+            sy = float(s @ y)
+            if losses["total"] > self.losses["total"]:
+                self.pairs.clear()  # the model of the curvature failed: restart from the gradient
+            elif math.isfinite(sy) and sy > 1e-10 * float(y @ y):
+                self.pairs.append((s, y, 1.0 / sy))
+        self.x, self.grad, self.losses = flat, grad, losses
+        self.direction = self._direction(grad)
+        self.proposal = np.clip(flat + self.direction, LOW, HIGH)
+        return Step(self.proposal.reshape(shape), losses, flat.reshape(shape), True)

@@ -16,21 +16,64 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from ..core.events import StepEvent, format_duration
-from ..core.plan import SCALE_SHARES, RunPlan, fit_shape, plan_run
+from ..core.plan import RunPlan, fit_shape, plan_run
+from ..core.recipe import Recipe, check_style_weights
 from ..core.settings import SettingsError, TransferSettings
+from ..instant import instant_init
 from ..io import color
 from ..io.images import resize_to, to_uint8
 from .backbones import Backbone
 from .features import FeatureExtractor, Objective
 from .optimizers import LBFGS, Adam, Optimizer
 
-__all__ = ["RunPlan", "StepEvent", "format_duration", "plan_run", "transfer"]
+__all__ = ["RunPlan", "StepEvent", "format_duration", "plan_run", "run_recipe", "transfer"]
 
 #: A loss this many times the scale's starting loss means the step size blew up.
 DIVERGENCE_FACTOR = 10.0
 
 
 StyleInput = np.ndarray | Sequence[tuple[np.ndarray, float]]
+
+
+def run_recipe(
+    recipe: Recipe,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    extractor: FeatureExtractor,
+    *,
+    init_image: np.ndarray | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[StepEvent]:
+    """Run ``recipe`` (see ``stransfer.core.recipe``), yielding a ``StepEvent`` after every step.
+
+    Args:
+        recipe: from ``make_recipe``: validated settings with the strength applied, and one
+            blend weight per style image. ``init="instant"`` starts from
+            ``stransfer.instant.instant_init`` (unless ``init_image`` is given).
+        content: uint8 RGB content image, as loaded.
+        styles: the uint8 RGB style images, in the order of ``recipe.style_weights``.
+        extractor: the network for ``recipe.settings.model`` (``load_extractor``).
+        init_image: start from this image (a previous result, to continue a run); with it,
+            run at one scale (``replace(recipe.settings, scales=1)``) so it is not blurred.
+        should_stop: polled between steps; True ends the run with status ``stopped``.
+
+    The record of any event: ``stransfer.io.records.recipe_record(recipe, inputs, event,
+    precision=extractor.precision)``. Raises SettingsError (``.field`` set) for a style count
+    that does not match the recipe's weights, or an image too thin for the model.
+    """
+    check_style_weights(recipe.style_weights, len(styles))
+    pairs = list(zip(styles, recipe.style_weights, strict=True))
+    if init_image is None and recipe.settings.init == "instant":
+        # The optimiser starts from the feed-forward result (a painted image in about a second).
+        init_image = instant_init(content, pairs, recipe.settings, strength=recipe.strength)
+    return transfer(
+        content,
+        pairs,
+        recipe.settings,
+        extractor,
+        init_image=init_image,
+        should_stop=should_stop,
+    )
 
 
 def transfer(
@@ -57,11 +100,11 @@ def transfer(
     settings = settings.validated()
     if extractor.backbone.name != settings.model:
         raise SettingsError(
-            f"the extractor is {extractor.backbone.name} but the settings ask for {settings.model}"
+            f"the extractor is {extractor.backbone.name} but the settings ask for {settings.model}",
+            "model",
         )
     styles = [(style, 1.0)] if isinstance(style, np.ndarray) else list(style)
-    if not styles or sum(w for _, w in styles) <= 0:
-        raise SettingsError("give at least one style image a weight above zero")
+    check_style_weights([w for _, w in styles], len(styles))
 
     plan = plan_run(content.shape[:2], settings, extractor.backbone.min_side)
     content, styles, present = _color_mode(settings.preserve_color, content, styles)
@@ -84,6 +127,7 @@ def transfer(
     # Started from the content, each finer scale gets back the detail the coarser one lacked.
     keep_detail = settings.init == "content" and init_image is None
     for scale_index, (shape, scale_steps) in enumerate(zip(plan.shapes, plan.steps, strict=True)):
+        scale_start = time.perf_counter()
         content_at = resize_to(content, *shape).astype(np.float32)
         long_side = max(shape)
         targets_c = objective.content_targets(content_at) if objective.content_layers else ()
@@ -103,19 +147,19 @@ def transfer(
 
         def evaluate(
             x: np.ndarray, tc=targets_c, ts=targets_s
-        ) -> tuple[dict[str, float], np.ndarray]:
+        ) -> tuple[dict[str, float], np.ndarray, bool]:
             return objective.value_and_grad(x, tc, ts, content_weights, style_weights, mix)
 
         optimizer = _make_optimizer(settings)
-        scale_start = time.perf_counter()
-        budget_end = _scale_deadline(settings.max_seconds, plan, scale_index)
-        for _ in range(scale_steps):
+        last_scale = scale_index == len(plan.shapes) - 1
+        for done_here in range(1, scale_steps + 1):
             result = optimizer.step(image, evaluate)
             image, step_losses = result.image, result.losses
             step += 1
             now = time.perf_counter()
-            per_step = (now - scale_start) / (step - sum(plan.steps[:scale_index]))
-            remaining = per_step * (total_steps - step)
+            # This scale's mean step time, switch and targets included: what a step costs here.
+            per_step = (now - scale_start) / done_here
+            remaining = _time_left(plan, scale_index, scale_steps - done_here, per_step)
             if settings.max_seconds is not None:
                 remaining = min(remaining, max(0.0, settings.max_seconds - (now - start)))
             total = step_losses["total"]
@@ -144,7 +188,7 @@ def transfer(
             if total < best_total:
                 best_image, best_total = result.evaluated, total
             status, message = "running", ""
-            if step == total_steps:
+            if last_scale and done_here == scale_steps:
                 status = "done"
             elif settings.max_seconds is not None and now - start >= settings.max_seconds:
                 status, message = "time budget", f"stopped at the {settings.max_seconds:g} s budget"
@@ -158,7 +202,10 @@ def transfer(
             )
             if status != "running":
                 return
-            if budget_end is not None and now - start >= budget_end:
+            deadline = _scale_deadline(
+                settings.max_seconds, plan, scale_index, scale_start - start, per_step
+            )
+            if deadline is not None and now - start >= deadline:
                 break  # this scale's share of the time budget is spent: go finer
 
 
@@ -271,14 +318,40 @@ def _make_optimizer(settings: TransferSettings) -> Optimizer:
     return LBFGS()
 
 
-def _scale_deadline(max_seconds: float | None, plan: RunPlan, index: int) -> float | None:
-    """Seconds into the run at which scale ``index`` hands over to the next one."""
+def _scale_deadline(
+    max_seconds: float | None,
+    plan: RunPlan,
+    index: int,
+    scale_started: float,
+    step_seconds: float,
+) -> float | None:
+    """Seconds into the run at which scale ``index`` hands over to the next one (None: never).
+
+    The time left when the scale started is split over it and the finer scales in proportion
+    to their planned steps times their step cost, estimated from this scale's measured
+    ``step_seconds`` scaled by pixel count. So every scale gets the same fraction of its
+    planned steps, and a coarse scale (a quarter of the cost per halving) gets real steps
+    rather than what a fixed split of the seconds would leave it.
+    """
     if max_seconds is None or index == len(plan.shapes) - 1:
         return None
-    shares = SCALE_SHARES[len(plan.shapes)]
-    # A coarse step costs about 4x less per halving, so weight each scale's share by its cost.
-    costs = [share / 4 ** (len(shares) - 1 - i) for i, share in enumerate(shares)]
-    return max_seconds * sum(costs[: index + 1]) / sum(costs)
+    costs = _scale_costs(plan, index, step_seconds)
+    planned = sum(c * n for c, n in zip(costs, plan.steps[index:], strict=True))
+    share = costs[0] * plan.steps[index] / planned
+    return scale_started + (max_seconds - scale_started) * share
+
+
+def _scale_costs(plan: RunPlan, index: int, step_seconds: float) -> list[float]:
+    """Estimated seconds per step at scale ``index`` and each finer one (cost ~ pixels)."""
+    pixels = [h * w for h, w in plan.shapes]
+    return [step_seconds * p / pixels[index] for p in pixels[index:]]
+
+
+def _time_left(plan: RunPlan, index: int, steps_left_here: int, step_seconds: float) -> float:
+    """Seconds the planned steps still take: the rest of this scale and all finer ones."""
+    costs = _scale_costs(plan, index, step_seconds)
+    later = sum(c * n for c, n in zip(costs[1:], plan.steps[index + 1 :], strict=True))
+    return steps_left_here * step_seconds + later
 
 
 def _frame(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -5,8 +5,7 @@ and library versions. :func:`save_result` writes it twice: as a text chunk insid
 (so the image alone is enough to restore the settings) and as a ``.json`` sidecar next to it
 (readable by people and tools, and surviving apps that strip PNG metadata).
 
-Only numpy/Pillow are needed here; :func:`settings_from_record` imports the settings module
-(and through it Keras) only when called.
+Only numpy/Pillow are needed here (no TensorFlow).
 """
 
 from __future__ import annotations
@@ -24,10 +23,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.settings import TransferSettings
-from .images import MAX_BYTES, ImageError, read_png_metadata, save_image, write_bytes_atomic
+from .images import (
+    MAX_BYTES,
+    ImageError,
+    image_sha256,
+    read_png_metadata,
+    save_image,
+    write_bytes_atomic,
+)
 
 if TYPE_CHECKING:
     from ..core.events import StepEvent
+    from ..core.recipe import Recipe
 
 #: Key of the PNG text chunk that carries the record.
 RECORD_KEY = "stransfer"
@@ -237,6 +244,71 @@ def record_of_step(
         final_losses=dict(event.losses),
         seconds=round(event.elapsed if seconds is None else seconds, 3),
         extra=dict(extra or {}),
+    )
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """The input images of a run as its record names them: hashes and display names.
+
+    Make it once when the run starts (:meth:`of`); hashing a large image takes a moment.
+    """
+
+    content_sha256: str
+    style_sha256: tuple[str, ...]
+    content_name: str = ""
+    style_names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        content: np.ndarray,
+        styles: Sequence[np.ndarray],
+        content_name: str = "",
+        style_names: Sequence[str] = (),
+    ) -> RunInputs:
+        """Hash ``content`` and ``styles`` (uint8 RGB images as loaded) and keep the names."""
+        return cls(
+            content_sha256=image_sha256(content),
+            style_sha256=tuple(image_sha256(image) for image in styles),
+            content_name=content_name,
+            style_names=tuple(style_names),
+        )
+
+
+def recipe_record(
+    recipe: Recipe,
+    inputs: RunInputs,
+    event: StepEvent,
+    *,
+    precision: str,
+    seconds: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> RunRecord:
+    """The run record of the image in ``event`` of a run of ``recipe``: what every front end
+    stores with a result (the PNG's metadata, the JSON sidecar, an API's result).
+
+    ``extra`` holds keys only the caller knows (the weights file, ``continued_after_steps``);
+    the record's ``extra`` always has the strength and the weights it scaled, the colour mode,
+    the input names, ``status`` (how the run stood at ``event``) and ``steps_planned``.
+    ``seconds`` defaults to the event's elapsed time.
+    """
+    return record_of_step(
+        recipe.settings,
+        event,
+        precision=precision,
+        content_sha256=inputs.content_sha256,
+        style_sha256=inputs.style_sha256,
+        style_weights=recipe.style_weights,
+        seconds=seconds,
+        extra={
+            **recipe.extra(),
+            "content": inputs.content_name,
+            "styles": list(inputs.style_names),
+            "status": event.status,
+            "steps_planned": event.steps,
+            **(extra or {}),
+        },
     )
 
 
