@@ -152,7 +152,7 @@ def style_vector(styles: StyleImages) -> np.ndarray:
         _check_weight(weight)
     total = sum(weight for _, weight in pairs)
     if not pairs or total <= 0:
-        raise SettingsError("give at least one style image a weight above 0")
+        raise SettingsError("give at least one style image a weight above 0", "style_weights")
     mixed = sum(weight / total * _predict(image) for image, weight in pairs if weight > 0)
     return np.asarray(mixed, np.float32)
 
