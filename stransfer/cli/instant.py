@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,11 @@ def add_style_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def instant_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The instant engine's keywords (size, strength, preserve_color) from parsed arguments."""
+    return {"size": args.size, "strength": args.strength, "preserve_color": args.preserve_color}
+
+
 def load_styles(
     names: Sequence[str], weights: Sequence[float] | None
 ) -> list[tuple[np.ndarray, float]] | BuiltinStyle:
@@ -99,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
         output = check_output(args.output)
         styles = load_styles(args.styles, args.style_weights)
         content = load_image(args.content, name=f"content image {Path(args.content).name}")
-        options = {"size": args.size, "strength": args.strength}
-        options["preserve_color"] = args.preserve_color
+        options = instant_options(args)
         result = instant(content, styles, **options)
     except (UsageError, ImageError, SettingsError, WeightsError) as err:
         return error(err)

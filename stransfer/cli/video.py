@@ -29,7 +29,7 @@ from .common import (
     parse,
     setting_argument,
 )
-from .instant import STYLE_HELP, add_style_options, load_styles
+from .instant import STYLE_HELP, add_style_options, instant_options, load_styles
 
 PLAIN_EVERY = 5.0  # seconds between progress lines when stderr is not a terminal
 
@@ -101,16 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         output = check_output(args.output, (".mp4",))
         styles = load_styles(args.styles, args.style_weights)
         style = styles if isinstance(styles, BuiltinStyle) else style_vector(styles)
-        result = stylise_video(
-            args.input,
-            output,
-            style,
-            size=args.size,
-            strength=args.strength,
-            preserve_color=args.preserve_color,
-            blend=args.blend,
-            on_frame=progress,
-        )
+        options = {**instant_options(args), "blend": args.blend}
+        result = stylise_video(args.input, output, style, on_frame=progress, **options)
     except (UsageError, VideoError, ImageError, SettingsError, WeightsError) as err:
         if progress is not None and progress.tty:
             progress.end()
