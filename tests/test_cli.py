@@ -244,57 +244,38 @@ def test_record_restores_the_settings_and_reproduces_the_image(images, tmp_path,
 
 # --------------------------------------------------------------------------- bad input
 
+# Bad options after a good CONTENT STYLE -o OUT -> a fragment of the one-line error.
+BAD_OPTIONS = {
+    "unknown model": (["--model", "Nope"], "'Nope'"),
+    "zero steps": (["--steps", "0"], "--steps must be"),
+    "size not a number": (["--size", "abc"], "'abc'"),
+    "unknown layer": (["--style-layers", "block9_conv9"], "no layer 'block9_conv9'"),
+    "bad layer weight": (["--content-layers", "block4_conv2:lots"], "must be a number"),
+    "style weights count": (["--style-weights", "1", "2"], "one weight per style image"),
+    "all style weights zero": (["--style-weights", "0"], "above 0"),
+    "negative seed": (["--seed", "-1"], "--seed"),
+    "save every zero": (["--save-every", "0", "{folder}"], "at least 1"),
+    "missing weights file": (["--weights", "{missing}"], "does not exist"),
+    "strength above 100": (["--strength", "150"], "--strength must be a number from 0 to 100"),
+    "negative style weight": (["--style-weight", "-1"], "--style-weight must be"),
+    "unknown colour mode": (["--preserve-color", "sepia"], "invalid choice: 'sepia'"),
+    "bad animation suffix": (["--save-animation", "{folder}/a.avi"], ".gif or .mp4"),
+    "optimiser option with --instant": (
+        ["--instant", "--step", "5"],
+        "--steps does not apply with --instant",
+    ),
+}
 BAD_ARGUMENTS = {
-    "unknown model": (["{content}", "{style}", "-o", "{out}", "--model", "Nope"], "'Nope'"),
-    "zero steps": (["{content}", "{style}", "-o", "{out}", "--steps", "0"], "--steps must be"),
-    "size not a number": (["{content}", "{style}", "-o", "{out}", "--size", "abc"], "'abc'"),
+    **{
+        case: (["{content}", "{style}", "-o", "{out}", *extra], fragment)
+        for case, (extra, fragment) in BAD_OPTIONS.items()
+    },
     "missing content": (["{missing}", "{style}", "-o", "{out}"], "was not found"),
     "text as image": (["{text}", "{style}", "-o", "{out}"], "is not an image"),
     "text as style": (["{content}", "{text}", "-o", "{out}"], "style image notes.txt"),
-    "unknown layer": (
-        ["{content}", "{style}", "-o", "{out}", "--style-layers", "block9_conv9"],
-        "no layer 'block9_conv9'",
-    ),
-    "bad layer weight": (
-        ["{content}", "{style}", "-o", "{out}", "--content-layers", "block4_conv2:lots"],
-        "must be a number",
-    ),
     "bad output suffix": (["{content}", "{style}", "-o", "{out}.gif"], "-o "),
     "output is a folder": (["{content}", "{style}", "-o", "{folder}"], "is a folder"),
-    "style weights count": (
-        ["{content}", "{style}", "-o", "{out}", "--style-weights", "1", "2"],
-        "one weight per style image",
-    ),
-    "all style weights zero": (
-        ["{content}", "{style}", "-o", "{out}", "--style-weights", "0"],
-        "above 0",
-    ),
-    "negative seed": (["{content}", "{style}", "-o", "{out}", "--seed", "-1"], "--seed"),
-    "save every zero": (
-        ["{content}", "{style}", "-o", "{out}", "--save-every", "0", "{folder}"],
-        "at least 1",
-    ),
-    "missing weights file": (
-        ["{content}", "{style}", "-o", "{out}", "--weights", "{missing}"],
-        "does not exist",
-    ),
     "no output": (["{content}", "{style}"], "-o/--output"),
-    "strength above 100": (
-        ["{content}", "{style}", "-o", "{out}", "--strength", "150"],
-        "--strength must be a number from 0 to 100",
-    ),
-    "negative style weight": (
-        ["{content}", "{style}", "-o", "{out}", "--style-weight", "-1"],
-        "--style-weight must be",
-    ),
-    "unknown colour mode": (
-        ["{content}", "{style}", "-o", "{out}", "--preserve-color", "sepia"],
-        "invalid choice: 'sepia'",
-    ),
-    "bad animation suffix": (
-        ["{content}", "{style}", "-o", "{out}", "--save-animation", "{folder}/a.avi"],
-        ".gif or .mp4",
-    ),
 }
 
 
@@ -485,6 +466,8 @@ def test_readme_option_table_lists_every_option():
     "code",
     [
         "from stransfer.cli import main; main(['--help'])",
+        "from stransfer.cli import main; main(['--instant', '--help'])",
+        "from stransfer.cli import main; main(['c.png', 's.png', '-o', 'o.png', '--instant'])",
         "from stransfer.core.settings import TransferSettings; TransferSettings().validated()",
         "from stransfer.core.recipe import make_recipe; make_recipe({'strength': 50})",
         "import stransfer.io.records, stransfer.io.images, stransfer.core.plan",

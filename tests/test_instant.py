@@ -242,8 +242,10 @@ def test_cli_instant_writes_a_png_with_its_record_without_tensorflow(models, tmp
 @pytest.mark.parametrize(("extra", "message"), [
     (["--steps", "5"], "--steps does not apply with --instant"),
     (["--size", "9000"], "--size must be a whole number from 32 to 2048"),
-    (["--strength", "120"], "is not a percentage from 0 to 100"),
-    (["--style-weights", "1", "2"], "--style-weights got 2 weight(s) for 1 STYLE(s)"),
+    (["--strength", "120"], "--strength must be a number from 0 to 100"),
+    (["--style-weights", "1", "2"], "--style-weights has 2 weight(s) for 1 style image(s)"),
+    (["--style-weights", "0"], "--style-weights are all 0"),
+    (["--save-animation", "a.gif"], "--save-animation does not apply with --instant"),
 ])  # fmt: skip
 def test_cli_instant_errors_are_one_line(models, tmp_path, extra, message):
     content, style = sorted(PHOTO.glob("*.jpg"))[0], sorted(ART.glob("*.jpg"))[0]

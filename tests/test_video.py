@@ -149,7 +149,9 @@ def test_huge_videos_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["-o", "x.gif"], "must end in .mp4"),
-    (["-o", "x.mp4", "--blend", "1"], "is not a number from 0 up to"),
+    (["-o", "x.mp4", "--blend", "1"], "--blend must be a number from 0 up to"),
+    (["-o", "x.mp4", "--strength", "-5"], "--strength must be a number from 0 to 100"),
+    (["-o", "x.mp4", "--style-weights", "1", "1"], "--style-weights has 2 weight(s)"),
     (["-o", "x.mp4", "--size", "5000"], "--size for a video must be at most 1920"),
 ])  # fmt: skip
 def test_bad_options(tmp_path, capsys, monkeypatch, args, message):

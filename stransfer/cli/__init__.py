@@ -1,10 +1,12 @@
 """The ``stransfer`` command line: a style transfer run by default, or a named subcommand.
 
-    stransfer CONTENT STYLE [STYLE ...] -o OUT.png [options]   (``cli.transfer``)
+    stransfer CONTENT STYLE [STYLE ...] -o OUT.png [options]   (``cli.transfer``; ``--instant``
+                                                               runs ``cli.instant``)
     stransfer SUBCOMMAND ...                                   (see ``SUBCOMMANDS``)
 
 Each subcommand is a module of this package with ``main(argv) -> int``; it is imported only
-when used, so ``--help`` of one never pays for another's dependencies.
+when used, so ``--help`` of one never pays for another's dependencies. Shared pieces (exit
+statuses, one-line errors, output checks, writing results) are in ``cli.common``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in SUBCOMMANDS:
         module = importlib.import_module(f".{SUBCOMMANDS[args[0]]}", __name__)
         return module.main(args[1:])
-    if "--instant" in args:  # the feed-forward engine: never imports TensorFlow
-        from .instant import main as instant_main
-
-        return instant_main(args)
     from .transfer import main as transfer_main
 
     return transfer_main(args)

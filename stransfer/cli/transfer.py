@@ -13,65 +13,50 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
 from ..core.events import StepEvent, format_duration
 from ..core.models import MODEL_NAMES, ModelError, get_model
-from ..core.recipe import (
-    DEFAULT_STRENGTH,
-    STRENGTH_INFO,
-    STYLE_WEIGHTS_INFO,
-    Recipe,
-    make_recipe,
-)
+from ..core.recipe import DEFAULT_STRENGTH, Recipe, make_recipe
 from ..core.settings import SETTING_NAMES, SettingsError, TransferSettings, field_info
+from ..instant import MAX_SIDE, MIN_SIDE
 from ..io.animation import FrameRecorder, write_animation
 from ..io.images import ImageError, load_image, save_image
-from ..io.records import (
-    RECORD_KEY,
-    RunInputs,
-    RunRecord,
-    png_metadata,
-    recipe_record,
-    save_result,
-    save_sidecar,
-)
+from ..io.records import RECORD_KEY, RunInputs, RunRecord, png_metadata, recipe_record
 from ..weights import INSTALL_CMD, WeightsError
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    PROG,
+    RECIPE_INFO,
+    Given,
+    Parser,
+    UsageError,
+    WriteError,
+    check_output,
+    error,
+    option,
+    parse,
+    setting_argument,
+    write_result,
+    writing,
+)
+from .instant import INSTANT_OPTIONS, STYLE_HELP
 
 if TYPE_CHECKING:
     from ..engine.features import FeatureExtractor
 
-PROG = "stransfer"
-#: Output file types the CLI writes (PNG keeps the run record in its metadata).
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: Animation file types for --save-animation (MP4 needs imageio-ffmpeg).
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 
-EXIT_OK = 0  # done, or stopped at the --max-seconds budget
-EXIT_FAILED = 1  # the loss diverged, memory ran out, or the output could not be written
-EXIT_USAGE = 2  # bad arguments, images, settings, model, layers or weights
-EXIT_INTERRUPTED = 130  # Ctrl-C (the last image is still written)
-
-
-class UsageError(Exception):
-    """A bad command line; the message is one line that says what to change."""
-
-
 # --------------------------------------------------------------------------- parsing
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises UsageError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
 
 
 def _model_name(text: str) -> str:
@@ -109,7 +94,8 @@ Neural style transfer (Gatys et al.): repaint CONTENT with the textures and
 colours of the STYLE image(s) and write the result to OUT. The output's pixels
 are optimised so that a pretrained network (--model) sees the layout of CONTENT
 and the style statistics of STYLE; several STYLE images are blended (see
---style-weights). Progress is shown on stderr."""
+--style-weights). Progress is shown on stderr. With --instant, a feed-forward
+network paints CONTENT in about a second instead (no optimisation)."""
 
 _EPILOG = f"""\
 examples:
@@ -119,6 +105,7 @@ examples:
   {PROG} photo.jpg art.png -o out.png --steps 300 --size 768 \\
       --style-layers block1_conv1:2 block3_conv1 --save-every 25 frames \\
       --save-animation out.gif
+  {PROG} photo.jpg builtin:7 -o instant.png --instant --size 1600
 
 notes:
   Options that take several values (--content-layers, --style-layers,
@@ -131,6 +118,8 @@ notes:
   style weights, steps done, final losses, time, versions): as JSON in the
   "{RECORD_KEY}" text chunk of a PNG, and in OUT.json next to OUT. The app's
   "Load settings" restores a run from either file.
+  --instant needs the instant engine's models:
+  `python -m stransfer.weights install instant`.
 
 exit status:
   0    done, or stopped at --max-seconds
@@ -181,59 +170,41 @@ _GROUPS = (
         ),
     ),
 )
-#: Help for the values that are not settings (the recipe's own, and the weights file).
-_OTHER_INFO = {"strength": STRENGTH_INFO, "style_weights": STYLE_WEIGHTS_INFO}
-
-
-def option(name: str) -> str:
-    """The option for a setting's field name: ``content_weight`` -> ``--content-weight``."""
-    return "--" + name.replace("_", "-")
 
 
 def _setting_argument(name: str, defaults: TransferSettings) -> dict[str, Any]:
-    """``add_argument`` keywords for a setting or recipe value, from its metadata.
-
-    argparse only parses the text (a number, a choice); ranges are checked by the recipe, so a
-    value out of range gets the same message here as on the page and the API.
-    """
-    info = field_info(name) if name in SETTING_NAMES else _OTHER_INFO[name]
+    """``add_argument`` keywords for a setting or recipe value, from its metadata (see
+    ``common.setting_argument``), with what the command line adds to a few of them."""
     default = getattr(defaults, name, DEFAULT_STRENGTH if name == "strength" else None)
-    shown = "%(default)s" if default is not None else None
-    kwargs: dict[str, Any] = {"default": default}
-    if info.choices:
-        kwargs["choices"] = info.choices
-    else:
-        kwargs["type"] = info.kind
-    if info.metavar:
-        kwargs["metavar"] = info.metavar
-    if name == "model":
-        kwargs["type"] = _model_name  # any case; the choices check names the valid models
-        help_text = f"{info.help}, one of {', '.join(MODEL_NAMES)} (any case; default: {shown})"
-    elif name in ("content_layers", "style_layers"):
-        layers = getattr(get_model(defaults.model), name)
-        kwargs.update(type=_layer_spec, nargs="+")
-        help_text = (
-            f"{info.help}; WEIGHT is 1 if left out (default: the model's own, for "
-            f"{defaults.model}: {_layer_default(layers)})"
+    info = field_info(name) if name in SETTING_NAMES else RECIPE_INFO[name]
+    if name == "model":  # any case; the choices check names the valid models
+        text = f"{info.help}, one of {', '.join(MODEL_NAMES)}"
+        return {
+            **setting_argument(name, default, text, "%(default)s, any case"),
+            "type": _model_name,
+        }
+    if name in ("content_layers", "style_layers"):
+        layers = _layer_default(getattr(get_model(defaults.model), name))
+        text = f"{info.help}; WEIGHT is 1 if left out"
+        shown = f"the model's own, for {defaults.model}: {layers}"
+        return {**setting_argument(name, default, text, shown), "type": _layer_spec, "nargs": "+"}
+    if name == "style_weights":
+        return {**setting_argument(name, default), "nargs": "+"}
+    if name == "strength":
+        text = f"{info.help}; with --instant, how far the style moves from the photo's own"
+        return setting_argument(name, default, text)
+    if name == "max_seconds":
+        return setting_argument(
+            name, default, info.help.removesuffix(" (None: no limit)"), "no limit"
         )
-    elif name == "style_weights":
-        kwargs["nargs"] = "+"
-        help_text = info.help
-    elif name == "strength":
-        help_text = f"{info.help} (default: %(default)g)"
-    elif name == "max_seconds":
-        help_text = f"{info.help.removesuffix(' (None: no limit)')} (default: no limit)"
-    else:
-        help_text = f"{info.help} (default: {shown})"
-    kwargs["help"] = help_text
-    return kwargs
+    return setting_argument(name, default)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser. Every setting's option, default, choices and help come from the
     settings' metadata (``core.settings.field_info``) and ``TransferSettings()``."""
     defaults = TransferSettings()
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description=_DESCRIPTION,
         epilog=_EPILOG,
@@ -243,7 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
         "content", metavar="CONTENT", help="the image whose layout is kept (PNG, JPEG, WebP, ...)"
     )
     parser.add_argument(
-        "styles", metavar="STYLE", nargs="+", help="one or more images whose style is applied"
+        "styles",
+        metavar="STYLE",
+        nargs="+",
+        help=f"one or more images whose style is applied; with --instant, {STYLE_HELP}",
     )
     parser.add_argument(
         "-o",
@@ -261,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--weights",
                     metavar="FILE",
                     default=None,
+                    action=Given,
                     help="Keras .h5 weights for --model; the word 'random' uses untrained "
                     "weights (for testing only: the result is meaningless) (default: ImageNet "
                     "weights, see notes below)",
@@ -271,8 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--instant",
         action="store_true",
-        help="no optimisation: the instant engine's feed-forward result in about a second "
-        f"(see {PROG} --instant --help) (default: off)",
+        help="no optimisation: the instant engine's feed-forward result in about a second, "
+        f"without TensorFlow; only {', '.join(INSTANT_OPTIONS)} and -q apply, --size from "
+        f"{MIN_SIDE} to {MAX_SIDE} (default: off)",
     )
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -280,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         metavar=("N", "DIR"),
         default=None,
+        action=Given,
         help="also write the image every N steps to DIR/step_00010.png etc., each with the "
         "run record so far (default: off)",
     )
@@ -287,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-animation",
         metavar="PATH",
         default=None,
+        action=Given,
         help="also write the run's evolution as a looping animation to PATH, ending in .gif, "
         "or .mp4 (needs imageio-ffmpeg); at most 60 evenly spaced frames, under 10 MB "
         "(default: off)",
@@ -335,20 +313,6 @@ def _layers(specs: Sequence[tuple[str, float]] | None, option: str) -> dict[str,
             raise UsageError(f"{option} names {name} twice; give each layer once")
         layers[name] = weight
     return layers
-
-
-def _check_output(text: str) -> Path:
-    output = Path(text).expanduser()
-    if output.is_dir() or not output.name or output.name == "..":
-        raise UsageError(
-            f"output {text} is a folder; give a file name such as -o {output / 'result.png'}"
-        )
-    if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UsageError(
-            f"output {text} must end in .png, .jpg or .jpeg (PNG keeps the settings); "
-            f"for example -o {output.with_suffix('.png')}"
-        )
-    return output
 
 
 def _check_animation(text: str | None) -> Path | None:
@@ -404,7 +368,7 @@ def prepare(args: argparse.Namespace) -> Job:
 
     Raises UsageError, SettingsError, ModelError or ImageError.
     """
-    output = _check_output(args.output)
+    output = check_output(args.output)
     save_every, save_dir = _save_every(args.save_every)
     animation = _check_animation(args.save_animation)
     recipe = _recipe(args)
@@ -514,20 +478,6 @@ class Progress:
 # --------------------------------------------------------------------------- running
 
 
-class WriteError(Exception):
-    """A result file could not be written; the message names the file and says why."""
-
-
-@contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except OSError as err:
-        raise WriteError(f"cannot write {path}: {err.strerror or err}") from None
-    except ImageError as err:
-        raise WriteError(f"cannot write {path}: {err}") from None
-
-
 class Writer:
     """Writes what a run makes, every image carrying its run record: a snapshot every
     --save-every steps, frames for --save-animation, and at the end OUT, its JSON sidecar and
@@ -569,15 +519,9 @@ class Writer:
 
     def result(self, event: StepEvent) -> None:
         """Write OUT and OUT.json, then the animation; raises WriteError."""
-        record, output = self.record(event), self.job.output
-        with _writing(output):
-            if output.suffix.lower() == ".png":
-                save_result(event.image, output, record)
-            else:  # JPEG cannot carry the record: the sidecar alone does
-                save_image(event.image, output)
-                save_sidecar(output, record)
+        write_result(event.image, self.job.output, self.record(event))
         if self.frames is not None and self.job.animation is not None:
-            with _writing(self.job.animation):
+            with writing(self.job.animation):
                 write_animation(self.frames.frames, self.job.animation)
 
 
@@ -611,34 +555,34 @@ def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: floa
     if last is None:  # cannot happen: transfer() yields at least one step
         progress.warn(f"{PROG}: error: the run produced no image; nothing written")
         return EXIT_FAILED
-    try:
-        writer.result(last)
-    except KeyboardInterrupt:
-        progress.warn(f"interrupted while writing; {job.output} may not be written")
-        return EXIT_INTERRUPTED
-    except WriteError as err:
-        progress.warn(f"{PROG}: error: {err}")
-        return EXIT_FAILED
-    return _report(job, last, progress, started)
+    failed = _write_result(writer, last, progress)
+    return _report(job, last, progress, started) if failed is None else failed
 
 
 def _write_interrupted(writer: Writer, last: StepEvent | None, progress: Progress) -> int:
     """After Ctrl-C: write the last image (and animation) if there is one."""
-    output = writer.job.output
     if last is None:
         progress.warn("interrupted before the first step; nothing written")
         return EXIT_INTERRUPTED
     last = replace(last, status="interrupted")
+    if _write_result(writer, last, progress) is None:
+        progress.warn(f"interrupted at step {last.step}; wrote {writer.job.output}")
+    return EXIT_INTERRUPTED
+
+
+def _write_result(writer: Writer, last: StepEvent, progress: Progress) -> int | None:
+    """Write OUT (and the animation): None when written, else the exit status, said why."""
+    interrupted = last.status == "interrupted"
     try:
         writer.result(last)
     except KeyboardInterrupt:
-        progress.warn(f"interrupted again while writing; {output} may not be written")
+        again = "again " if interrupted else ""
+        progress.warn(f"interrupted {again}while writing; {writer.job.output} may not be written")
         return EXIT_INTERRUPTED
     except WriteError as err:
         progress.warn(f"{PROG}: error: {err}")
-        return EXIT_INTERRUPTED
-    progress.warn(f"interrupted at step {last.step}; wrote {output}")
-    return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if interrupted else EXIT_FAILED
+    return None
 
 
 def _report(job: Job, last: StepEvent, progress: Progress, started: float) -> int:
@@ -656,37 +600,17 @@ def _report(job: Job, last: StepEvent, progress: Progress, started: float) -> in
     return EXIT_OK
 
 
-def _one_line(err: BaseException | str) -> str:
-    """``err`` on one line; a SettingsError's field becomes the option a user types."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    about = getattr(err, "field", None)
-    if isinstance(err, SettingsError) and about:
-        flag = option(about)
-        text = flag + text[len(about) :] if text.startswith(about) else f"{flag}: {text}"
-    return text
-
-
-def _error(err: BaseException | str, stream: TextIO) -> int:
-    stream.write(f"{PROG}: error: {_one_line(err)}\n")
-    stream.flush()
-    return EXIT_USAGE
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     started = time.perf_counter()
     stderr = sys.stderr
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as done:  # --help and --version print, then exit
-        return done.code if isinstance(done.code, int) else EXIT_OK
-    except UsageError as err:
-        return _error(f"{err} (see {PROG} --help)", stderr)
-    if args.instant:  # normally routed by stransfer.cli.main already
-        from .instant import main as instant_main
+    args = parse(build_parser(), argv)
+    if isinstance(args, int):  # --help, --version, or a bad command line
+        return args
+    if args.instant:  # the feed-forward engine: no TensorFlow
+        from .instant import run as run_instant
 
-        return instant_main(argv)
+        return run_instant(args)
     progress = Progress(stderr, quiet=args.quiet)
     try:
         job = prepare(args)
@@ -698,14 +622,14 @@ def main(argv: list[str] | None = None) -> int:
             job.extra["weights"] = str(extractor.weights)
         _make_folders(job)
     except (UsageError, ImageError, SettingsError, ModelError, WeightsError) as err:
-        return _error(err, stderr)
+        return error(err)
     except KeyboardInterrupt:
         progress.warn("interrupted before the first step; nothing written")
         return EXIT_INTERRUPTED
     try:
         return run(job, extractor, progress, started)
     except (ImageError, SettingsError, ModelError, WeightsError) as err:
-        return _error(err, stderr)
+        return error(err)
     except Exception as err:
         if not _out_of_memory(err):
             raise

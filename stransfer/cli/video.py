@@ -18,51 +18,48 @@ from ..instant import BuiltinStyle, style_vector
 from ..instant.video import MAX_VIDEO_SIDE, VideoError, stylise_video
 from ..io.images import ImageError
 from ..weights import WeightsError
-from .instant import PROG, UsageError, _Parser, add_style_options, check_output, error, load_styles
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    PROG,
+    Parser,
+    UsageError,
+    check_output,
+    error,
+    parse,
+    setting_argument,
+)
+from .instant import STYLE_HELP, add_style_options, instant_options, load_styles
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 PLAIN_EVERY = 5.0  # seconds between progress lines when stderr is not a terminal
-
-
-def _blend(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 up to (not incl.) 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``video`` subcommand's parser."""
-    parser = _Parser(
+    parser = Parser(
         prog=f"{PROG} video",
         description="Stylise a video frame by frame with the instant (feed-forward) engine, "
         "keeping its audio.",
     )
     parser.add_argument("input", metavar="IN", help="the video (MP4, MOV, WebM, MKV, ...)")
+    parser.add_argument("styles", metavar="STYLE", nargs="+", help=STYLE_HELP)
     parser.add_argument(
-        "styles", metavar="STYLE", nargs="+", help="style image(s), or builtin:N (0..25)"
+        "-o", "--output", metavar="OUT", required=True, help="an .mp4 file; required"
     )
-    parser.add_argument("-o", "--output", metavar="OUT", required=True, help="an .mp4 file")
-    parser.add_argument(
-        "--size",
-        type=int,
-        default=640,
-        metavar="PX",
-        help=f"long side of the result, at most {MAX_VIDEO_SIDE} (default: %(default)s)",
-    )
+    size_help = f"long side of the result in pixels, at most {MAX_VIDEO_SIDE}"
+    parser.add_argument("--size", **setting_argument("size", 640, size_help))
     parser.add_argument(
         "--blend",
-        type=_blend,
+        type=float,
         default=0.0,
         metavar="B",
         help="temporal smoothing, 0 to <1: the share of the previous result in each frame "
         "(0.3 calms shimmering texture; default: %(default)g, off)",
     )
     add_style_options(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress output (default: off)"
+    )
     return parser
 
 
@@ -95,35 +92,21 @@ class FrameProgress:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``stransfer video ...`` and return the exit status."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as done:  # --help
-        return done.code if isinstance(done.code, int) else EXIT_OK
-    except UsageError as err:
-        return error(f"{err} (see {PROG} video --help)")
+    args = parse(build_parser(), argv)
+    if isinstance(args, int):  # --help, or a bad command line
+        return args
     started = time.perf_counter()
     progress = None if args.quiet else FrameProgress(sys.stderr)
     try:
         output = check_output(args.output, (".mp4",))
         styles = load_styles(args.styles, args.style_weights)
         style = styles if isinstance(styles, BuiltinStyle) else style_vector(styles)
-        result = stylise_video(
-            args.input,
-            output,
-            style,
-            size=args.size,
-            strength=args.strength,
-            preserve_color=args.preserve_color,
-            blend=args.blend,
-            on_frame=progress,
-        )
+        options = {**instant_options(args), "blend": args.blend}
+        result = stylise_video(args.input, output, style, on_frame=progress, **options)
     except (UsageError, VideoError, ImageError, SettingsError, WeightsError) as err:
         if progress is not None and progress.tty:
             progress.end()
-        text = str(err)
-        if text.startswith(("size ", "blend ")):
-            text = f"--{text}"
-        return error(text)
+        return error(err)
     except KeyboardInterrupt:
         sys.stderr.write(f"\ninterrupted; {args.output} was not written\n")
         return EXIT_INTERRUPTED

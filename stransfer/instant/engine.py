@@ -63,7 +63,9 @@ class BuiltinStyle:
             _check_weight(weight)
             weights[builtin_index(key)] += float(weight)
         if weights.sum() <= 0:
-            raise SettingsError("the built-in style weights are all 0; give one a weight above 0")
+            raise SettingsError(
+                "the built-in style weights are all 0; give one a weight above 0", "style_weights"
+            )
         return cls(weights / weights.sum())
 
 
@@ -91,13 +93,17 @@ StyleImages = np.ndarray | Sequence[tuple[np.ndarray, float]]
 def _check_weight(weight: object) -> None:
     ok = isinstance(weight, int | float) and not isinstance(weight, bool)
     if not ok or not math.isfinite(weight) or weight < 0:
-        raise SettingsError(f"a style weight must be a number of 0 or more, not {weight!r}")
+        raise SettingsError(
+            f"a style weight must be a number of 0 or more, not {weight!r}", "style_weights"
+        )
 
 
 def _check_strength(strength: object) -> float:
     ok = isinstance(strength, int | float) and not isinstance(strength, bool)
     if not ok or not 0.0 <= strength <= 100.0:  # NaN fails too
-        raise SettingsError(f"strength must be a number from 0 to 100, not {strength!r}")
+        raise SettingsError(
+            f"strength must be a number from 0 to 100, not {strength!r}", "strength"
+        )
     return float(strength) / 100.0
 
 
@@ -146,7 +152,7 @@ def style_vector(styles: StyleImages) -> np.ndarray:
         _check_weight(weight)
     total = sum(weight for _, weight in pairs)
     if not pairs or total <= 0:
-        raise SettingsError("give at least one style image a weight above 0")
+        raise SettingsError("give at least one style image a weight above 0", "style_weights")
     mixed = sum(weight / total * _predict(image) for image, weight in pairs if weight > 0)
     return np.asarray(mixed, np.float32)
 
@@ -164,7 +170,7 @@ def working_shape(shape: tuple[int, int], size: int | None) -> tuple[int, int]:
         size = max(height, width)
     if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIDE <= size <= MAX_SIDE:
         raise SettingsError(
-            f"size must be a whole number from {MIN_SIDE} to {MAX_SIDE} px, not {size!r}"
+            f"size must be a whole number from {MIN_SIDE} to {MAX_SIDE} px, not {size!r}", "size"
         )
     scale = size / max(height, width)
     out = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -226,7 +232,8 @@ def stylise(
     mix = _check_strength(strength)
     if preserve_color not in COLOR_MODES:
         raise SettingsError(
-            f"preserve_color {preserve_color!r} is unknown; use one of: {', '.join(COLOR_MODES)}"
+            f"preserve_color {preserve_color!r} is unknown; use one of: {', '.join(COLOR_MODES)}",
+            "preserve_color",
         )
     content = _check_rgb(content, "content image")
     shape = working_shape(content.shape[:2], size)

@@ -127,7 +127,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 def output_shape(info: VideoInfo, size: int | None) -> tuple[int, int]:
     """``(height, width)`` of the result: long side ``size`` (capped), both sides even."""
     if size is not None and size > MAX_VIDEO_SIDE:
-        raise SettingsError(f"size for a video must be at most {MAX_VIDEO_SIDE} px, not {size}")
+        raise SettingsError(
+            f"size for a video must be at most {MAX_VIDEO_SIDE} px, not {size}", "size"
+        )
     height, width = working_shape((info.height, info.width), size)
     return max(MIN_SIDE, height - height % 2), max(MIN_SIDE, width - width % 2)  # yuv420p
 
@@ -173,7 +175,9 @@ def stylise_video(
     if output.suffix.lower() not in VIDEO_SUFFIXES:
         raise VideoError(f"output {output} must end in .mp4, e.g. {output.with_suffix('.mp4')}")
     if isinstance(blend, bool) or not isinstance(blend, int | float) or not 0 <= blend < 1:
-        raise SettingsError(f"blend must be a number from 0 up to (not including) 1, not {blend!r}")
+        raise SettingsError(
+            f"blend must be a number from 0 up to (not including) 1, not {blend!r}", "blend"
+        )
     source = Path(source)
     info = probe(source)
     height, width = output_shape(info, size)
