@@ -54,7 +54,7 @@ def test_strength_scales_the_weights_like_the_cli():
         ({"steps": 0}, InvalidSettings),
         ({"seed": "x"}, InvalidSettings),
         ({"nope": 1}, InvalidSettings),
-        ({"engine": "instant"}, InvalidSettings),
+        ({"engine": "magic"}, InvalidSettings),
         ({"steps": 10_000, "size": 1024}, TooLarge),
     ],
 )
