@@ -238,7 +238,7 @@ def create_app(
             weights = [1.0] * len(style)
         if not isinstance(weights, list) or len(weights) != len(style):
             raise InvalidSettings(
-                f"style_weights must be a list of {len(style)} numbers, one per style image",
+                f"style_weights must be a list of {len(style)} number(s), one per style image",
                 field="style_weights",
             )
         files = [content, *style]

@@ -194,18 +194,17 @@ def _builtin(value: Any, engine: str, files: int) -> dict[str, float]:
             "style files",
             field="builtin",
         )
-    ok = isinstance(value, int | str | Mapping) and not isinstance(value, bool)
+    fix = (
+        f'give an index 0 to {len(BUILTIN_STYLES) - 1}, "builtin:N", or a blend such as '
+        '{"3": 0.5, "12": 0.5}'
+    )
+    if isinstance(value, bool) or not isinstance(value, int | str | Mapping):
+        raise InvalidSettings(f"builtin {value!r} is not a built-in style; {fix}", field="builtin")
     try:
-        if not ok:
-            raise SettingsError("")
         blend = BuiltinStyle.of(value)
     except SettingsError as err:
-        raise InvalidSettings(
-            f"builtin {value!r} is not a built-in style ({_one_line(err) or 'wrong type'}); "
-            f'give an index 0 to {len(BUILTIN_STYLES) - 1}, "builtin:N", or a blend such as '
-            '{"3": 0.5, "12": 0.5}',
-            field="builtin",
-        ) from None
+        # Its messages name the fix already (the range of indexes, a weight above 0).
+        raise InvalidSettings(f"builtin: {_one_line(err)}", field="builtin") from None
     return {BUILTIN_STYLES[i]: float(w) for i, w in enumerate(blend.weights) if w > 0}
 
 
