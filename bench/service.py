@@ -1,6 +1,7 @@
 """The service under load: 20 concurrent clients each submit a small job through the HTTP API.
 
     python -m bench.service [--clients 20] [--workers 2] [--size 128] [--steps 5] [--random]
+                            [--engine optimise|instant]
 
 Starts ``python -m stransfer serve`` with local workers on 127.0.0.1 (a fresh data folder),
 runs one job alone first (the baseline), then the clients all at once, and prints: every job's
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> dict:
     peak = PeakRSS(server.proc.pid)
     peak.start()
     store = Store(data)
-    settings = {"steps": args.steps, "size": args.size}
+    settings = {"steps": args.steps, "size": args.size, "engine": args.engine}
     posts: list[float] = []
     gets: list[float] = []
 
@@ -140,6 +141,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--random", action="store_true", help="untrained weights (faster)")
+    parser.add_argument(
+        "--engine",
+        choices=("optimise", "instant"),
+        default="optimise",
+        help="the jobs' engine (instant: one feed-forward pass, no network built)",
+    )
     result = run(parser.parse_args())
     print(json.dumps(result, indent=2))
 

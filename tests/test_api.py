@@ -8,6 +8,7 @@ process, and the hostile-request table (kept identical to docs/robustness.md).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 from servers import ROOT, Server, png
 
 from stransfer.io.images import read_png_metadata
@@ -76,10 +78,10 @@ def test_six_jobs_on_both_workers_in_order(server):
     assert all(started[i] <= started[i + 2] for i in range(4)), started
 
 
-def test_events_frames_and_result_with_record(server):
-    job = server.submit({"steps": 12, "size": 96, "scales": 1})
+def _events(server: Server, job_id: str) -> dict[str, list[str]]:
+    """Follow a job's Server-Sent Events to its ``end``: each event's data lines by name."""
     seen: dict[str, list[str]] = {}
-    with requests.get(f"{server.url}/jobs/{job['id']}/events", stream=True, timeout=120) as r:
+    with requests.get(f"{server.url}/jobs/{job_id}/events", stream=True, timeout=120) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         event = None
@@ -90,6 +92,18 @@ def test_events_frames_and_result_with_record(server):
                 seen.setdefault(event, []).append(line[6:])
                 if event == "end":
                     break
+    return seen
+
+
+def _record(server: Server, job_id: str) -> RunRecord:
+    result = requests.get(f"{server.url}/jobs/{job_id}/result", timeout=10)
+    assert result.status_code == 200 and result.headers["content-type"] == "image/png"
+    return RunRecord.from_json(read_png_metadata(result.content)[RECORD_KEY])
+
+
+def test_events_frames_and_result_with_record(server):
+    job = server.submit({"steps": 12, "size": 96, "scales": 1})
+    seen = _events(server, job["id"])
     progress = [json.loads(d) for d in seen["progress"]]
     assert any(p["state"] == "running" and p["step"] >= 1 for p in progress)
     steps = [p["step"] for p in progress]
@@ -99,9 +113,7 @@ def test_events_frames_and_result_with_record(server):
     assert re.fullmatch(rf"/jobs/{job['id']}/frame\?n=\d+", frame_url)
     frame = requests.get(server.url + frame_url, timeout=10)
     assert frame.headers["content-type"] == "image/png" and frame.content[:4] == b"\x89PNG"
-    result = requests.get(f"{server.url}/jobs/{job['id']}/result", timeout=10)
-    assert result.status_code == 200 and result.headers["content-type"] == "image/png"
-    record = RunRecord.from_json(read_png_metadata(result.content)[RECORD_KEY])
+    record = _record(server, job["id"])
     assert record.steps_done == 12 and record.settings["size"] == 96
     assert record.content_sha256 == _store(server).details(job["id"])["inputs"]["content_sha256"]
     # The files on disk: inputs, checkpoint, frame, result and its JSON record.
@@ -109,6 +121,44 @@ def test_events_frames_and_result_with_record(server):
     assert {"content", "style-0", "frame.png", "result.png", "result.json"} <= {
         p.name for p in folder.iterdir()
     }
+
+
+def test_instant_job_events_and_result_with_record(server):
+    # Two style files blended 3:1 at 70 % strength, painted by the feed-forward engine.
+    settings = {"engine": "instant", "size": 80, "strength": 70, "style_weights": [3, 1]}
+    job = server.submit(settings, styles=2)
+    seen = _events(server, job["id"])
+    end = json.loads(seen["end"][0])
+    assert end["state"] == "done" and end["step"] == end["steps"] == 1, end
+    assert seen["frame"], "an instant job sends its picture as a frame too"
+    frame = requests.get(server.url + seen["frame"][-1], timeout=10)
+    assert frame.content[:4] == b"\x89PNG"
+    record = _record(server, job["id"])
+    assert record.extra["engine"] == "instant" and record.extra["strength"] == 70.0
+    assert record.settings["size"] == 80 and record.style_weights == [3.0, 1.0]
+    details = _store(server).details(job["id"])
+    assert record.content_sha256 == details["inputs"]["content_sha256"]
+    assert record.style_sha256 == details["inputs"]["style_sha256"]
+    assert record.extra["styles"] == ["style0.png", "style1.png"]
+    result = requests.get(f"{server.url}/jobs/{job['id']}/result", timeout=10).content
+    assert max(Image.open(io.BytesIO(result)).size) == 80
+
+
+def test_instant_job_on_a_builtin_style(server):
+    job = server.submit({"engine": "instant", "size": 64, "builtin": 7}, styles=0)
+    assert server.wait(job["id"])["state"] == "done"
+    record = _record(server, job["id"])
+    assert record.extra["engine"] == "instant" and record.style_sha256 == []
+    assert record.extra["builtin_weights"] == {"builtin:7": 1.0}
+
+
+def test_init_instant_job_starts_from_the_instant_result(server):
+    job = server.submit({"steps": 3, "size": 64, "init": "instant", "scales": 1})
+    view = server.wait(job["id"])
+    assert view["state"] == "done" and view["step"] == 3, view
+    record = _record(server, job["id"])
+    assert record.settings["init"] == "instant" and record.extra["engine"] == "optimise"
+    assert record.steps_done == 3
 
 
 def test_cancel_keeps_the_last_image(server):
@@ -203,7 +253,64 @@ HOSTILE = [
     ("size as text", "POST", "/jobs", _files(settings='{"size": "big"}'), 422),
     ("an unknown model", "POST", "/jobs", _files(settings='{"model": "VGG99"}'), 422),
     ("strength 150 %", "POST", "/jobs", _files(settings='{"strength": 150}'), 422),
-    ("engine that is not served", "POST", "/jobs", _files(settings='{"engine": "magic"}'), 422),
+    ("an unknown engine", "POST", "/jobs", _files(settings='{"engine": "magic"}'), 422),
+    (
+        "style_weights not one per file",
+        "POST",
+        "/jobs",
+        _files(settings='{"style_weights": [1, 2]}'),
+        422,
+    ),
+    ("all style weights 0", "POST", "/jobs", _files(settings='{"style_weights": [0]}'), 422),
+    (
+        "an instant job 4000 px wide",
+        "POST",
+        "/jobs",
+        _files(settings='{"engine": "instant", "size": 4000}'),
+        422,
+    ),
+    (
+        "an instant job at strength -1",
+        "POST",
+        "/jobs",
+        _files(settings='{"engine": "instant", "strength": -1}'),
+        422,
+    ),
+    (
+        "built-in style 99",
+        "POST",
+        "/jobs",
+        _files(styles=0, settings='{"engine": "instant", "builtin": 99}'),
+        422,
+    ),
+    (
+        "a built-in style as a list",
+        "POST",
+        "/jobs",
+        _files(styles=0, settings='{"engine": "instant", "builtin": [1, 2]}'),
+        422,
+    ),
+    (
+        "a built-in style without engine instant",
+        "POST",
+        "/jobs",
+        _files(styles=0, settings='{"builtin": 7}'),
+        422,
+    ),
+    (
+        "a built-in style and style files",
+        "POST",
+        "/jobs",
+        _files(settings='{"engine": "instant", "builtin": 7}'),
+        422,
+    ),
+    (
+        "an instant job on a text file",
+        "POST",
+        "/jobs",
+        _files(content=b"not a picture", settings='{"engine": "instant"}'),
+        400,
+    ),
     (
         "steps x size beyond the job limit",
         "POST",
@@ -229,33 +336,43 @@ HOSTILE = [
 ]
 
 
-def _hostile_rows(server: Server) -> list[tuple[str, int, str]]:
+def _hostile_rows(server: Server) -> list[tuple[str, int, str, str]]:
     rows = []
     for what, method, path, kwargs, _ in HOSTILE:
         answer = requests.request(method, server.url + path, timeout=60, **kwargs)
-        rows.append((what, answer.status_code, answer.json()["error"]))
+        body = answer.json()
+        rows.append((what, answer.status_code, body.get("field") or "", body["error"]))
     return rows
 
 
 def _table(rows) -> str:
-    lines = ["| Request | Status | Message |", "| --- | --- | --- |"]
-    lines += [f"| {what} | {status} | {msg.replace('|', '/')} |" for what, status, msg in rows]
+    lines = ["| Request | Status | Field | Message |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| {what} | {status} | {field} | {msg.replace('|', '/')} |"
+        for what, status, field, msg in rows
+    ]
     return "\n".join(lines)
 
 
 def test_hostile_requests_get_json_4xx_and_match_the_docs(server):
     rows = _hostile_rows(server)
     expected = [(what, status) for what, *_, status in HOSTILE]
-    assert [(what, status) for what, status, _ in rows] == expected, rows
+    assert [(what, status) for what, status, *_ in rows] == expected, rows
     assert all(msg and "\n" not in msg and "Traceback" not in msg for *_, msg in rows)
+    fields = {what: field for what, _, field, _ in rows}
+    assert fields["steps out of range"] == "steps" and fields["strength 150 %"] == "strength"
+    assert fields["an unknown model"] == "model" and fields["an unknown engine"] == "engine"
+    assert fields["an instant job 4000 px wide"] == "size"
+    assert fields["built-in style 99"] == fields["a built-in style as a list"] == "builtin"
+    assert fields["all style weights 0"] == "style_weights"
     # The result of a job that is not done yet: 409.
     job = server.submit({"steps": 200, "size": 64, "scales": 1})
     server.wait(job["id"], until=lambda v: v["step"] >= 1)
     early = requests.get(f"{server.url}/jobs/{job['id']}/result", timeout=10)
-    rows.append(("the result before the job is done", early.status_code, early.json()["error"]))
+    rows.append(("the result before the job is done", early.status_code, "", early.json()["error"]))
     assert early.status_code == 409
     requests.delete(f"{server.url}/jobs/{job['id']}", timeout=10)
-    rows = [(w, s, re.sub(r"[0-9a-f]{24}", "<id>", m)) for w, s, m in rows]
+    rows = [(w, s, f, re.sub(r"[0-9a-f]{24}", "<id>", m)) for w, s, f, m in rows]
     table = _table(rows)
     docs = ROOT / "docs" / "robustness.md"
     if os.environ.get("STRANSFER_UPDATE_DOCS"):

@@ -54,13 +54,75 @@ def test_strength_scales_the_weights_like_the_cli():
         ({"steps": 0}, InvalidSettings),
         ({"seed": "x"}, InvalidSettings),
         ({"nope": 1}, InvalidSettings),
-        ({"engine": "instant"}, InvalidSettings),
+        ({"engine": "magic"}, InvalidSettings),
         ({"steps": 10_000, "size": 1024}, TooLarge),
     ],
 )
 def test_bad_settings_are_refused(settings, error):
     with pytest.raises(error):
         _checked(settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"steps": -3}, "steps"),
+        ({"size": "big"}, "size"),
+        ({"seed": -1}, "seed"),
+        ({"strength": 150}, "strength"),
+        ({"stepz": 5}, "stepz"),
+        ({"model": "VGG99"}, "model"),
+        ({"style_layers": {"no_such_layer": 1.0}}, "style_layers"),
+        ({"engine": "magic"}, "engine"),
+        ({"builtin": 7}, "builtin"),  # built-ins need engine instant
+        ({"engine": "instant", "size": 4000}, "size"),  # beyond the instant engine's 2048
+        ({"engine": "instant", "builtin": 26}, "builtin"),
+        ({"steps": 10_000, "size": 1024}, "steps"),
+    ],
+)
+def test_errors_name_the_field(settings, field):
+    with pytest.raises((InvalidSettings, TooLarge)) as caught:
+        _checked(settings)
+    assert caught.value.field == field
+    assert str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_style_weights_are_checked_by_the_recipe():
+    request = JobRequest(content=png(0), styles=[(png(1), -1.0)])
+    with pytest.raises(InvalidSettings) as caught:
+        check_request(request, Limits())
+    assert caught.value.field == "style_weights"
+
+
+def test_a_size_too_small_for_the_model_is_refused_before_it_is_stored():
+    # A 200:1 strip at 64 px leaves a short side below VGG19's 32 px: 422 at submit, not a
+    # failed job later.
+    content = png(0, 10, 2000)
+    request = JobRequest(content=content, styles=[(png(1), 1.0)], settings={"size": 64})
+    with pytest.raises(InvalidSettings) as caught:
+        check_request(request, Limits())
+    assert caught.value.field == "size"
+
+
+def test_instant_jobs_are_one_step_and_keep_their_engine(tmp_path):
+    checked = _checked({"engine": "instant", "size": 256, "strength": 40, "steps": 500})
+    assert checked.steps == 1 and checked.extra["engine"] == "instant"
+    assert checked.extra["strength"] == 40
+    view = Store(tmp_path).add(checked, client="a", limits=Limits())
+    assert view.steps == 1
+    # A built-in style needs no file; the blend is kept with shares that sum to 1.
+    builtin = check_request(
+        JobRequest(
+            content=png(0), styles=[], settings={"engine": "instant", "builtin": {"3": 1, "12": 3}}
+        ),
+        Limits(),
+    )
+    assert builtin.styles == [] and builtin.extra["builtin"] == {
+        "builtin:3": 0.25,
+        "builtin:12": 0.75,
+    }
+    with pytest.raises(InvalidSettings, match="continue"):
+        _checked({"engine": "instant"}, resume_from=png(2))
 
 
 def test_bad_images_are_refused():

@@ -15,6 +15,7 @@ import pytest
 import requests
 from servers import FAST_ENV, ROOT, Server, free_port
 
+from stransfer.io.records import RunRecord
 from stransfer.service.store import Store
 
 pytestmark = [
@@ -105,6 +106,24 @@ def test_six_jobs_through_two_joined_workers(cluster):
     assert {w.rsplit(":", 1)[1] for w in used} == pids, (used, pids)
     result = requests.get(f"{server.url}/jobs/{jobs[0]['id']}/result", timeout=10)
     assert result.status_code == 200 and result.content[:4] == b"\x89PNG"
+
+
+def test_instant_jobs_through_the_broker(cluster):
+    # Remote workers run instant jobs too: the built-in blend travels in the job's payload.
+    server, _, _ = cluster
+    jobs = [
+        server.submit({"engine": "instant", "size": 64, "strength": 60}),
+        server.submit({"engine": "instant", "size": 64, "builtin": {"2": 1, "9": 1}}, styles=0),
+    ]
+    views = [server.wait(j["id"], timeout=120) for j in jobs]
+    assert [(v["state"], v["step"], v["steps"]) for v in views] == [("done", 1, 1)] * 2, views
+    records = [
+        RunRecord.from_json((server.data / "jobs" / j["id"] / "result.json").read_text())
+        for j in jobs
+    ]
+    assert [r.extra["engine"] for r in records] == ["instant", "instant"]
+    assert records[0].extra["strength"] == 60.0
+    assert records[1].extra["builtin_weights"] == {"builtin:2": 0.5, "builtin:9": 0.5}
 
 
 def test_events_and_cancel_through_the_broker(cluster):

@@ -47,8 +47,14 @@ EVENT_POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 15.0
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def _error(
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    field: str | None = None,
+) -> JSONResponse:
+    body = {"error": message} if field is None else {"error": message, "field": field}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _finite(value: float) -> float | None:
@@ -179,7 +185,7 @@ def create_app(
     @app.exception_handler(JobError)
     async def job_error(request: Request, err: JobError) -> JSONResponse:
         headers = {"Retry-After": str(err.retry_after)} if isinstance(err, Busy) else None
-        return _error(err.status, str(err), headers)
+        return _error(err.status, str(err), headers, getattr(err, "field", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
@@ -204,20 +210,36 @@ def create_app(
     async def submit(
         request: Request,
         content: Annotated[UploadFile, File(description="the content image")],
-        style: Annotated[list[UploadFile], File(description="style image(s), repeatable")],
         settings: Annotated[
-            str | None, Form(description='JSON object, e.g. {"steps": 20, "size": 256}')
+            str | None,
+            Form(
+                description='JSON object, e.g. {"steps": 20, "size": 256}; also "strength" '
+                '(0..100), "style_weights" (one per style file), "engine" ("optimise" or '
+                '"instant") and, for instant jobs without style files, "builtin" (0..25)'
+            ),
+        ] = None,
+        style: Annotated[
+            list[UploadFile] | None,
+            File(description="style image(s), repeatable; none with a built-in style"),
         ] = None,
     ) -> JSONResponse:
+        style = style or []
         if len(style) > limits.max_styles:
             raise TooLarge(f"{len(style)} style images; at most {limits.max_styles} per job")
         data = parse_settings(settings)
+        if not style and "builtin" not in data:
+            raise InvalidSettings(
+                "style is missing; send at least one style image as a file in the form field "
+                "'style' (multipart/form-data), or for an instant job a built-in style: "
+                'settings {"engine": "instant", "builtin": 7}'
+            )
         weights = data.pop("style_weights", None)
         if weights is None:
             weights = [1.0] * len(style)
         if not isinstance(weights, list) or len(weights) != len(style):
             raise InvalidSettings(
-                f"style_weights must be a list of {len(style)} numbers, one per style image"
+                f"style_weights must be a list of {len(style)} number(s), one per style image",
+                field="style_weights",
             )
         files = [content, *style]
         blobs = [await f.read(limits.max_file_bytes + 1) for f in files]

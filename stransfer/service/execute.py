@@ -1,9 +1,10 @@
 """One job -> one engine run, reported through a ``Reporter`` (runs only in worker processes).
 
-This is the only module of the service that touches the engine (TensorFlow, imported when a
-job runs). It is deliberately one small function over the existing library calls
-(``TransferSettings.from_dict``, ``load_extractor``, ``transfer``, ``record_of_step``) so it can
-be replaced by the engine's shared run recipe without touching the store, workers or API.
+This is the only module of the service that runs an engine. It is the library's one run
+recipe, as the CLI and the page use it: ``make_recipe`` (from the stored settings, through
+``recipe_values``), ``run_recipe`` to run it, and ``RunInputs.of`` + ``recipe_record`` for the
+record. An ``engine: "instant"`` job runs the feed-forward engine (``stransfer.instant.instant``,
+onnxruntime: no TensorFlow and no network to build) and is recorded by ``instant_record``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ..core.plan import plan_run
-from ..core.settings import TransferSettings
+from ..core.recipe import Recipe, make_recipe, recipe_values
 from ..io.images import encode_png, load_image
-from ..io.records import png_metadata, record_of_step
+from ..io.records import RunInputs, png_metadata, recipe_record
 
 #: Seconds between checkpoints of a running job (``STRANSFER_CHECKPOINT_SECONDS``).
 CHECKPOINT_SECONDS = 5.0
@@ -97,54 +97,60 @@ def execute(
         return Outcome("failed", message[:500])
 
 
-def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> Outcome:
-    checkpoint_every = _seconds("STRANSFER_CHECKPOINT_SECONDS", CHECKPOINT_SECONDS)
-    weights = os.environ.get("STRANSFER_WEIGHTS") or None
-    original = TransferSettings.from_dict(run.settings)
-    total = run.first_step + original.steps
-    remaining = total - run.done_before
-    settings = original
-    if run.from_checkpoint:
-        # The checkpoint is a full-size image: continue at full size for the steps left.
-        budget = original.max_seconds
-        if budget is not None:
-            budget = max(0.1, budget - run.elapsed_before)
-        settings = replace(original, steps=max(1, remaining), scales=1, max_seconds=budget)
+def _recipe(run: RunInput) -> Recipe:
+    """The job's recipe, made again from what the store kept (validated at submit)."""
+    weights = [weight for _, weight in run.styles] or None
+    return make_recipe(recipe_values(run.settings, run.extra), style_weights=weights)
 
+
+def _images(run: RunInput, reporter: Reporter) -> tuple[Any, list[Any], RunInputs]:
     reporter.phase("reading the images")
     content = load_image(run.content, name="content image")
     styles = [
-        (load_image(data, name=f"style image {i + 1}"), weight)
-        for i, (data, weight) in enumerate(run.styles)
+        load_image(data, name=f"style image {i + 1}") for i, (data, _) in enumerate(run.styles)
     ]
+    names = [str(name) for name in run.extra.get("styles", [])]
+    inputs = RunInputs.of(content, styles, str(run.extra.get("content", "")), names)
+    return content, styles, inputs
+
+
+def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> Outcome:
+    if run.extra.get("engine") == "instant":
+        return _execute_instant(run, reporter, clock)
+    checkpoint_every = _seconds("STRANSFER_CHECKPOINT_SECONDS", CHECKPOINT_SECONDS)
+    weights = os.environ.get("STRANSFER_WEIGHTS") or None
+    recipe = _recipe(run)
+    total = run.first_step + recipe.settings.steps
+    remaining = total - run.done_before
+    running = recipe
+    if run.from_checkpoint:
+        # The checkpoint is a full-size image: continue at full size for the steps left.
+        budget = recipe.settings.max_seconds
+        if budget is not None:
+            budget = max(0.1, budget - run.elapsed_before)
+        settings = replace(recipe.settings, steps=max(1, remaining), scales=1, max_seconds=budget)
+        running = replace(recipe, settings=settings)
+
+    content, styles, inputs = _images(run, reporter)
     start = load_image(run.start_png, name="start image") if run.start_png else None
 
     reporter.phase("loading the model")
-    from ..engine.backbones import get_backbone
     from ..engine.features import load_extractor
-    from ..engine.run import transfer
+    from ..engine.run import run_recipe
 
+    settings = running.settings
     extractor = load_extractor(settings.model, settings.precision, weights)
-    plan = plan_run(content.shape[:2], settings, get_backbone(settings.model).min_side)
+    plan = running.plan(content.shape[:2])
     ends = [sum(plan.steps[: i + 1]) for i in range(len(plan.steps))]
-    extra = {
-        **run.extra,
+    extra: dict[str, Any] = {
+        "engine": "optimise",
         "weights": str(extractor.weights) if extractor.weights is not None else weights,
     }
     if run.done_before:
         extra["continued_from_step"] = run.done_before
 
     def record_png(event: Any) -> tuple[bytes, str]:
-        record = record_of_step(
-            original,
-            event,
-            precision=extractor.precision,
-            content_sha256=run.inputs.get("content_sha256", ""),
-            style_sha256=run.inputs.get("style_sha256", []),
-            style_weights=[w for _, w in run.styles],
-            seconds=event.elapsed,
-            extra={**extra, "status": event.status, "steps_planned": total},
-        )
+        record = recipe_record(recipe, inputs, event, precision=extractor.precision, extra=extra)
         return encode_png(event.image, png_metadata(record)), record.to_json()
 
     stop: list[str] = []
@@ -155,11 +161,16 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
             stop.append(reason)
         return bool(reason)
 
-    reporter.phase("computing the style targets" if plan.steps else "starting")
+    if start is None and settings.init == "instant":
+        reporter.phase("painting the instant start image")
+    elif plan.steps:
+        reporter.phase("computing the style targets")
+    else:
+        reporter.phase("starting")
     last = None
     last_frame = last_checkpoint = clock()
-    events = transfer(
-        content, styles, settings, extractor, init_image=start, should_stop=should_stop
+    events = run_recipe(
+        running, content, styles, extractor, init_image=start, should_stop=should_stop
     )
     try:
         for event in events:
@@ -181,18 +192,7 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
             if event.status == "running" and now - last_frame >= FRAME_SECONDS:
                 frame = encode_png(event.image)
                 last_frame = now
-            reporter.progress(
-                {
-                    "step": event.step,
-                    "steps": total,
-                    "losses": {k: float(v) for k, v in event.losses.items()},
-                    "phase": phase,
-                    "seconds_per_step": float(event.seconds_per_step),
-                    "eta": float(event.eta),
-                    "elapsed": float(event.elapsed),
-                },
-                frame,
-            )
+            reporter.progress(_view(event, phase), frame)
             if event.status == "running" and now - last_checkpoint >= checkpoint_every:
                 reporter.checkpoint(encode_png(event.image), event.step, event.elapsed)
                 last_checkpoint = now
@@ -209,3 +209,66 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
     if last.status == "diverged":
         return Outcome("failed", last.message, png, record_json)
     return Outcome("done", last.message, png, record_json)
+
+
+def _view(event: Any, phase: str) -> dict[str, Any]:
+    """A step event as the store's progress view (plain floats)."""
+    return {
+        "step": event.step,
+        "steps": event.steps,
+        "losses": {k: float(v) for k, v in event.losses.items()},
+        "phase": phase,
+        "seconds_per_step": float(event.seconds_per_step),
+        "eta": float(event.eta),
+        "elapsed": float(event.elapsed),
+    }
+
+
+def _execute_instant(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> Outcome:
+    """An instant job: one feed-forward pass (onnxruntime), reported as one step."""
+    from ..instant import BuiltinStyle, instant, instant_record
+
+    started = clock()
+    recipe = _recipe(run)
+    settings = recipe.settings
+    content, images, inputs = _images(run, reporter)
+    builtin = run.extra.get("builtin")
+    styles: Any = (
+        BuiltinStyle.of(builtin)
+        if builtin
+        else list(zip(images, recipe.style_weights, strict=True))
+    )
+    reason = reporter.stop_reason()
+    if reason == "cancel":
+        return Outcome("cancelled", "cancelled before it started")
+    if reason:
+        return Outcome("released", "worker stopped before the job started")
+    reporter.phase("painting (instant engine)")
+    image = instant(
+        content,
+        styles,
+        size=settings.size,
+        strength=recipe.strength,
+        preserve_color=settings.preserve_color,
+    )
+    seconds = clock() - started + run.elapsed_before
+    view = {"step": 1, "steps": 1, "losses": {}, "phase": "step 1/1"}
+    view.update(seconds_per_step=seconds, eta=0.0, elapsed=seconds)
+    reporter.progress(view, None)
+    record = instant_record(
+        content=content,
+        styles=styles,
+        size=settings.size,
+        strength=recipe.strength,
+        preserve_color=settings.preserve_color,
+        seconds=seconds,
+        extra={
+            "content": inputs.content_name,
+            "styles": list(inputs.style_names),
+            "status": "done",
+            "steps_planned": 1,
+        },
+    )
+    record = replace(record, steps_done=1)
+    png = encode_png(image, png_metadata(record))
+    return Outcome("done", f"instant result in {seconds:.1f} s", png, record.to_json())

@@ -30,8 +30,10 @@ class JobRequest:
         content: the content image file's bytes (any format ``io.images.load_image`` takes).
         styles: each style image file's bytes with its blend weight.
         settings: ``TransferSettings`` field names and values (``{"steps": 20, "size": 256}``);
-            missing fields take the defaults. Also accepted: ``strength`` (0..100) and
-            ``engine`` (``optimise`` or ``instant``).
+            missing fields take the defaults. Also accepted: ``strength`` (0..100),
+            ``engine`` (``optimise`` or ``instant``) and, for an instant job without style
+            files, ``builtin`` (a built-in style index 0..25, ``"builtin:N"`` or a blend
+            ``{"3": 0.5, "12": 0.5}``).
         names: display names of the inputs (content first), for records and captions.
         resume_from: a PNG to start from (the page's Continue), or None.
         client: who submitted it (fair queueing and per-client limits).
@@ -80,10 +82,16 @@ class JobView:
 class JobError(Exception):
     """A request the service refuses; ``str(e)`` is one line naming the problem and the fix.
 
-    ``status`` is the HTTP status the API answers with; subclasses fix it.
+    ``status`` is the HTTP status the API answers with; subclasses fix it. ``field`` names the
+    setting the problem is about (``steps``, ``strength``, ``style_weights``, ``engine``...), or
+    None; the API returns it beside the message so a client can point at its own control.
     """
 
     status = 400
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class BadRequest(JobError):

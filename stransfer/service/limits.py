@@ -1,32 +1,40 @@
 """The service's limits in one place, and the check of a request against them (no TensorFlow).
 
 Every front end that submits jobs (the HTTP API, the page) goes through ``check_request``: the
-settings are validated exactly as a CLI run validates them, and every image is decoded with
-``io.images.load_image`` (the same rules as the CLI) under the service's tighter byte and pixel
-limits, so a hostile upload is refused before it is stored.
+settings are validated by the library's one run recipe (``core.recipe.make_recipe``, exactly as
+the CLI validates them), and every image is decoded with ``io.images.load_image`` (the same
+rules as the CLI) under the service's tighter byte and pixel limits, so a hostile upload is
+refused before it is stored.
+
+Besides the recipe's names a request's settings may hold two service-only keys, taken out
+before ``make_recipe`` sees them: ``engine`` (``optimise``, the default, or ``instant``, the
+feed-forward engine) and, for instant jobs only, ``builtin`` (one of the instant engine's 26
+built-in styles in place of style files: ``7``, ``"builtin:7"`` or a blend
+``{"3": 0.5, "12": 0.5}``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
 from ..core.models import ModelError
-from ..core.settings import SettingsError, TransferSettings
-from ..core.strength import strength_extra, strength_to_weights
-from ..io.images import ImageError, image_sha256, load_image
+from ..core.recipe import Recipe, make_recipe
+from ..core.settings import SETTING_NAMES, SettingsError
+from ..instant import BUILTIN_STYLES, BuiltinStyle, working_shape
+from ..io.images import ImageError, load_image
+from ..io.records import RunInputs
 from .jobs import BadRequest, InvalidSettings, JobRequest, TooLarge
 
-#: Settings a request may give besides ``TransferSettings``' fields.
-EXTRA_SETTINGS = ("strength", "engine")
-#: Engines this service runs (``instant`` arrives with the instant engine's worker glue).
-ENGINES = ("optimise",)
+#: The engines a job can run on: the optimiser (Gatys) or the feed-forward instant engine.
+ENGINES = ("optimise", "instant")
+#: Settings only the service knows (handled before ``make_recipe``, which refuses them).
+SERVICE_SETTINGS = ("engine", "builtin")
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,11 @@ class Limits:
 class CheckedRequest:
     """A request that passed every check: what the store keeps.
 
-    ``settings`` is the validated ``TransferSettings.to_dict()`` with the strength applied;
-    ``extra`` is the run record's extra (strength, names, engine).
+    ``settings`` is the recipe's validated ``TransferSettings.to_dict()`` (strength applied:
+    what runs and what the record shows); ``extra`` is the rest of the recipe (``Recipe.extra``:
+    strength and the weights at 100 %, colour mode), the engine, the input names and, for an
+    instant job on built-in styles, ``builtin`` (``{"builtin:N": share}``). A worker makes the
+    recipe again with ``core.recipe.recipe_values(settings, extra)``.
     """
 
     settings: dict[str, Any]
@@ -85,6 +96,8 @@ class CheckedRequest:
     style_sha256: list[str]
     names: list[str]
     shape: tuple[int, int]
+    #: steps the job will report (1 for an instant job).
+    steps: int = 1
 
 
 def parse_settings(text: str | bytes | None) -> dict[str, Any]:
@@ -105,44 +118,94 @@ def parse_settings(text: str | bytes | None) -> dict[str, Any]:
     return data
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _layer_field(data: Mapping[str, Any], message: str) -> str | None:
+    """Which setting a ``ModelError`` is about: the model, or the layers naming the bad one."""
+    if message.startswith("unknown model"):
+        return "model"
+    for name in ("content_layers", "style_layers"):
+        layers = data.get(name)
+        if isinstance(layers, Mapping) and any(repr(str(key)) in message for key in layers):
+            return name
+    return None
+
+
 def check_settings(
-    data: Mapping[str, Any], limits: Limits
-) -> tuple[TransferSettings, dict[str, Any]]:
-    """Validated settings (strength applied) and the record's extra; InvalidSettings/TooLarge."""
-    known = {f for f in TransferSettings.__dataclass_fields__ if f != "extra"}
-    unknown = sorted(set(data) - known - set(EXTRA_SETTINGS))
-    if unknown:
-        raise InvalidSettings(
-            f"unknown setting(s) {', '.join(map(repr, unknown))}; the settings are: "
-            f"{', '.join(sorted(known | set(EXTRA_SETTINGS)))}"
-        )
-    engine = data.get("engine", "optimise")
+    data: Mapping[str, Any],
+    limits: Limits,
+    *,
+    style_weights: Sequence[float] | None = None,
+    styles: int | None = None,
+) -> tuple[Recipe, dict[str, Any]]:
+    """The validated recipe and the job's extra (engine, built-ins), or InvalidSettings (its
+    ``field`` names the setting) / TooLarge.
+
+    ``style_weights`` are the blend weights of the ``styles`` uploaded style images.
+    """
+    values = dict(data)
+    engine = values.pop("engine", "optimise")
     if engine not in ENGINES:
         raise InvalidSettings(
-            f"engine {engine!r} is not available in this service; use one of: {', '.join(ENGINES)}"
+            f"engine {engine!r} is unknown; use one of: {', '.join(ENGINES)}", field="engine"
         )
-    seed = data.get("seed", 0)
-    # TransferSettings.validated() does not check the seed yet (issue 10 adds it there).
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise InvalidSettings(f"seed must be a whole number of 0 or more, not {seed!r}")
-    base = TransferSettings.from_dict(data)
-    strength = data.get("strength", 100.0)
+    builtin = values.pop("builtin", None)
+    extra: dict[str, Any] = {"engine": engine}
+    if builtin is not None:
+        extra["builtin"] = _builtin(builtin, engine, styles or 0)
+        style_weights, styles = None, None  # the blend is in ``builtin``; no files
     try:
-        style_weight, tv_weight = strength_to_weights(
-            strength, style_weight=base.style_weight, tv_weight=base.tv_weight
-        )
-        extra = strength_extra(strength, style_weight=base.style_weight, tv_weight=base.tv_weight)
-        settings = replace(base, style_weight=style_weight, tv_weight=tv_weight).validated()
-    except (SettingsError, ModelError, ValueError, TypeError) as err:
-        raise InvalidSettings(" ".join(str(err).split())) from None
-    work = settings.steps * settings.size**2
+        recipe = make_recipe(values, style_weights=style_weights, styles=styles)
+    except SettingsError as err:
+        message = _one_line(err)
+        if err.field not in (*SETTING_NAMES, "strength", "style_weights"):
+            message += f"; besides, a job takes: {', '.join(SERVICE_SETTINGS)}"
+        raise InvalidSettings(message, field=err.field) from None
+    except ModelError as err:
+        raise InvalidSettings(_one_line(err), field=_layer_field(values, str(err))) from None
+    except (ValueError, TypeError) as err:  # a value of the wrong shape (e.g. layers as text)
+        raise InvalidSettings(_one_line(err)) from None
+    settings = recipe.settings
+    steps = 1 if engine == "instant" else settings.steps
+    work = steps * settings.size**2
     if work > limits.max_pixel_steps:
         best = max(1, limits.max_pixel_steps // settings.size**2)
         raise TooLarge(
             f"steps x size^2 = {work:,} is more work than one job may ask "
-            f"({limits.max_pixel_steps:,}); at size {settings.size} use at most {best} steps"
+            f"({limits.max_pixel_steps:,}); at size {settings.size} use at most {best} steps",
+            field="steps",
         )
-    return settings, {**extra, "engine": engine, "preserve_color": settings.preserve_color}
+    return recipe, extra
+
+
+def _builtin(value: Any, engine: str, files: int) -> dict[str, float]:
+    """The ``builtin`` setting as ``{"builtin:N": share}`` (shares sum to 1)."""
+    if engine != "instant":
+        raise InvalidSettings(
+            'built-in styles are painted by the instant engine only; add "engine": "instant" '
+            "or send style image files instead",
+            field="builtin",
+        )
+    if files:
+        raise InvalidSettings(
+            f"builtin and {files} style file(s) at once; send only a built-in style or only "
+            "style files",
+            field="builtin",
+        )
+    fix = (
+        f'give an index 0 to {len(BUILTIN_STYLES) - 1}, "builtin:N", or a blend such as '
+        '{"3": 0.5, "12": 0.5}'
+    )
+    if isinstance(value, bool) or not isinstance(value, int | str | Mapping):
+        raise InvalidSettings(f"builtin {value!r} is not a built-in style; {fix}", field="builtin")
+    try:
+        blend = BuiltinStyle.of(value)
+    except SettingsError as err:
+        # Its messages name the fix already (the range of indexes, a weight above 0).
+        raise InvalidSettings(f"builtin: {_one_line(err)}", field="builtin") from None
+    return {BUILTIN_STYLES[i]: float(w) for i, w in enumerate(blend.weights) if w > 0}
 
 
 def _image(data: bytes, label: str, limits: Limits) -> np.ndarray:
@@ -167,36 +230,67 @@ def _image(data: bytes, label: str, limits: Limits) -> np.ndarray:
 
 def check_request(request: JobRequest, limits: Limits) -> CheckedRequest:
     """Check a request's settings and images; raise a ``JobError`` subclass naming the problem."""
-    if not request.styles:
-        raise BadRequest("no style image; send at least one file in the 'style' field")
+    builtin = request.settings.get("builtin") if isinstance(request.settings, Mapping) else None
+    if not request.styles and builtin is None:
+        raise BadRequest(
+            "no style image; send at least one file in the 'style' field (or, for an instant "
+            'job, a built-in style: {"engine": "instant", "builtin": 7})'
+        )
     if len(request.styles) > limits.max_styles:
         raise TooLarge(f"{len(request.styles)} style images; at most {limits.max_styles} per job")
-    settings, extra = check_settings(request.settings, limits)
+    weights = [w for _, w in request.styles]
+    recipe, extra = check_settings(
+        request.settings, limits, style_weights=weights, styles=len(request.styles)
+    )
+    instant = extra["engine"] == "instant"
+    if instant and (request.resume_from is not None or request.first_step):
+        raise InvalidSettings(
+            "an instant job cannot continue a run; continue with the optimise engine",
+            field="engine",
+        )
     names = [str(n)[:200] for n in request.names] or ["content"] + [
         f"style {i + 1}" for i in range(len(request.styles))
     ]
     content = _image(request.content, f"content image {names[0]}", limits)
     styles = []
-    for i, (data, weight) in enumerate(request.styles):
+    for i, (data, _) in enumerate(request.styles):
         label = names[i + 1] if i + 1 < len(names) else f"style {i + 1}"
-        if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
-            raise InvalidSettings(f"the weight of style image {label} must be 0 or more")
         styles.append(_image(data, f"style image {label}", limits))
-    weights = [float(w) for _, w in request.styles]
-    if not any(w > 0 for w in weights):
-        raise InvalidSettings("every style weight is 0; give at least one style a weight above 0")
+    _check_shape(recipe, content.shape[:2], instant)
     if request.resume_from is not None:
         _image(request.resume_from, "the image to continue from", limits)
     if not isinstance(request.first_step, int) or request.first_step < 0:
         raise InvalidSettings("first_step must be a whole number of 0 or more")
-    extra = {**extra, "content": names[0], "styles": names[1:]}
+    inputs = RunInputs.of(content, styles, names[0], names[1 : 1 + len(styles)])
+    extra = {
+        **recipe.extra(),
+        **extra,
+        "content": inputs.content_name,
+        "styles": list(inputs.style_names),
+    }
+    files: list[tuple[bytes, float]] = []
+    if "builtin" not in extra:
+        pairs = zip(request.styles, recipe.style_weights, strict=True)
+        files = [(bytes(data), weight) for (data, _), weight in pairs]
     return CheckedRequest(
-        settings=settings.to_dict(),
+        settings=recipe.settings.to_dict(),
         extra=extra,
         content=bytes(request.content),
-        styles=[(bytes(d), float(w)) for d, w in request.styles],
-        content_sha256=image_sha256(content),
-        style_sha256=[image_sha256(s) for s in styles],
+        styles=files,
+        content_sha256=inputs.content_sha256,
+        style_sha256=list(inputs.style_sha256),
         names=names,
         shape=(int(content.shape[0]), int(content.shape[1])),
+        steps=1 if instant else recipe.settings.steps,
     )
+
+
+def _check_shape(recipe: Recipe, shape: tuple[int, int], instant: bool) -> None:
+    """Refuse a size the engine cannot run on this content image, before the job is stored."""
+    try:
+        if instant:
+            working_shape(shape, recipe.settings.size)
+        else:
+            recipe.plan(shape)
+    except (SettingsError, ImageError) as err:
+        raise InvalidSettings(_one_line(err), field="size") from None

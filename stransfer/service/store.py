@@ -212,7 +212,7 @@ class Store:
                 "resume": resume_from is not None,
             }
             now = time.time()
-            steps = first_step + int(checked.settings["steps"])
+            steps = first_step + checked.steps
             with self._tx() as db:
                 self._admit(db, client, limits)
                 db.execute(
