@@ -111,3 +111,10 @@ def test_run_recipe_streams_events_and_records_them(content_img, style_img, vgg_
         run_recipe(recipe, content_img, styles[:1], vgg_random)
     assert caught.value.field == "style_weights"
     assert np.array_equal(events[-1].image.shape[:2], (32, 48))
+
+
+@pytest.mark.parametrize("value", ["a", ["block4_conv2"], {1: 2.0}])
+def test_layer_settings_that_are_not_a_map_name_their_field(value):
+    with pytest.raises(SettingsError, match="must map layer names to weights") as err:
+        TransferSettings(content_layers=value).validated()
+    assert err.value.field == "content_layers"

@@ -236,10 +236,8 @@ class TransferSettings:
         for item in fields(self):
             if "info" in item.metadata and item.name != "model":
                 item.metadata["info"].check(item.name, getattr(self, item.name))
-        content = dict(
-            backbone.content_layers if self.content_layers is None else self.content_layers
-        )
-        style = dict(backbone.style_layers if self.style_layers is None else self.style_layers)
+        content = _layer_map("content_layers", self.content_layers, backbone.content_layers)
+        style = _layer_map("style_layers", self.style_layers, backbone.style_layers)
         backbone.check_layers([*content, *style])
         for name, layers in (("content_layers", content), ("style_layers", style)):
             for layer, weight in layers.items():
@@ -273,6 +271,21 @@ class TransferSettings:
         """Inverse of ``to_dict``; unknown keys are ignored so older records still load."""
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _layer_map(
+    name: str, value: Mapping[str, float] | None, default: Mapping[str, float]
+) -> dict[str, float]:
+    """``{layer: weight}`` from a setting (None: the model's defaults), or SettingsError."""
+    if value is None:
+        return dict(default)
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise SettingsError(
+            f"{name} must map layer names to weights, e.g. {{\"block4_conv2\": 1}}, "
+            f"not {value!r:.60}",
+            name,
+        )
+    return dict(value)
 
 
 def _by_depth(backbone: Any, layers: dict[str, float]) -> dict[str, float]:
