@@ -1,11 +1,16 @@
 """Stransfer's Streamlit page: ``streamlit run app.py``.
 
 The page lives in ``stransfer.page`` (state, runner, inputs, restore, sidebar, output, main);
-this file is only the entry point Streamlit runs. Environment: ``STRANSFER_DATA_DIR``
-(default: ``data/``) holds ``content/`` and ``style/``; ``STRANSFER_WEIGHTS`` (``random`` or a
-``.h5`` file) overrides the ImageNet weights.
+this file is only the entry point Streamlit runs. The title goes out before the rest of the
+page is even imported. Environment: ``STRANSFER_DATA_DIR`` (default: ``data/``) holds
+``content/`` and ``style/``; ``STRANSFER_WEIGHTS`` (``random`` or a ``.h5`` file) overrides
+the ImageNet weights.
 """
 
-from stransfer.page.main import main
+from stransfer.page.header import header
+
+header()
+
+from stransfer.page.main import main  # noqa: E402 - after the title, on purpose
 
 main()

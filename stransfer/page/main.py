@@ -17,7 +17,7 @@ from stransfer.service.jobs import JobRequest
 from .output import gallery, output_panel, rate_book
 from .restore import settings_loader
 from .runner import LocalRunner, Runner, estimate_seconds
-from .sidebar import sidebar, style_label, weights_choice
+from .sidebar import sidebar, sidebar_top, style_label, weights_choice
 from .state import ImageChoice, PageState, Request, Shown, page_state
 
 JOB_PARAM = "job"  # the URL's query parameter that names the job on show (reload re-attaches)
@@ -56,13 +56,23 @@ def get_runner() -> Runner:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Stransfer", page_icon="🎨", layout="wide")
-    st.title("Stransfer")
-    st.caption("Neural style transfer: paint a photo in the style of another image, step by step.")
+    """Everything below the title (``header.header`` draws that first)."""
     st.html(CSS)
-    request, promise = sidebar()
+    top = sidebar_top()
+    content_col, style_col, output_col = st.columns([1, 1, 2])
+    show_input(content_col, "Content", top.content)
+    styles_view = style_col.empty()
+    with styles_view.container():
+        show_input(st, "Style", top.style)
+    with output_col, st.container(key="output_panel"):
+        st.subheader("Output")
+        panel = st.container()
+    request = sidebar(top)
     with st.sidebar:
         settings_loader()
+    if len(request.styles) > 1:
+        with styles_view.container():
+            show_styles(request.styles, request.mix)
     state = page_state()
     runner = get_runner()
     reattach(state, runner)
@@ -71,21 +81,13 @@ def main() -> None:
         stop(state, runner)
     if request.run or request.resume:
         started = start(request, state, runner)
-    promise.caption(promise_text(request))
-    layout(request, state, runner)
+    top.promise.caption(promise_text(request))
+    with panel:
+        output_panel(runner, request.signature())
+    gallery(state)
     if started:
         with st.sidebar:
             st.html(CLOSE_SIDEBAR_JS, unsafe_allow_javascript=True)
-
-
-def layout(request: Request, state: PageState, runner: Runner) -> None:
-    content_col, style_col, output_col = st.columns([1, 1, 2])
-    show_input(content_col, "Content", request.content)
-    show_styles(style_col, request.styles, request.mix)
-    with output_col, st.container(key="output_panel"):
-        st.subheader("Output")
-        output_panel(runner, request.signature())
-    gallery(state)
 
 
 def show_input(column, label: str, choice: ImageChoice) -> None:
@@ -96,16 +98,13 @@ def show_input(column, label: str, choice: ImageChoice) -> None:
         column.caption(f"No {label.lower()} image chosen.")
 
 
-def show_styles(column, styles: list[ImageChoice], mix: list[float]) -> None:
-    if len(styles) == 1:
-        show_input(column, "Style", styles[0])
-        return
-    column.subheader("Styles")
+def show_styles(styles: list[ImageChoice], mix: list[float]) -> None:
+    st.subheader("Styles")
     for index, (choice, weight) in enumerate(zip(styles, mix, strict=True)):
         if choice.preview is not None:
-            column.image(choice.preview, caption=f"{choice.name} · {weight:.0f}%")
+            st.image(choice.preview, caption=f"{choice.name} · {weight:.0f}%")
         else:
-            column.caption(f"{style_label(index)[0]}: no image chosen.")
+            st.caption(f"{style_label(index)[0]}: no image chosen.")
 
 
 def sentence(err: Exception) -> str:

@@ -11,7 +11,6 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from stransfer.core.events import format_duration
@@ -221,6 +220,8 @@ def chart(shown: Shown, pictured: Shown | None) -> None:
         rows = pictured.rows_before + pictured.rows  # a continued run: the chart so far
     if not rows:
         return
+    import pandas as pd  # 0.3 s to import: only once the images are on screen
+
     history = pd.DataFrame(rows, columns=["step", *LOSS_PARTS]).set_index("step")
     st.line_chart(history, x_label="step", y_label="loss", height=220)
 

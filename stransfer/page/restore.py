@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from stransfer.core.models import ModelError, get_model
@@ -116,8 +115,10 @@ def fit(name: str, value: float, low: float, high: float, notes: list[str]) -> f
     return clipped
 
 
-def layer_table(settings: TransferSettings) -> pd.DataFrame:
-    """The layer editor's table for validated ``settings``."""
+def layer_table(settings: TransferSettings):
+    """The layer editor's table (a DataFrame) for validated ``settings``."""
+    import pandas as pd
+
     spec = get_model(settings.model)
     layers = {"content": settings.content_layers or {}, "style": settings.style_layers or {}}
     return pd.DataFrame(

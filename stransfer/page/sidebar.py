@@ -8,9 +8,9 @@ library when a job is submitted.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from stransfer.core.models import MODEL_NAMES, ModelSpec, get_model
@@ -77,8 +77,20 @@ def missing_weights(spec: ModelSpec, install_cmd: str) -> str:
     )
 
 
-def sidebar() -> tuple[Request, Any]:
-    """Draw the sidebar; returns the request and a placeholder for the time it promises."""
+@dataclass
+class Top:
+    """The top of the sidebar, drawn first so the images can be shown at once."""
+
+    run: bool
+    resume: bool
+    stop: bool
+    promise: Any  # a placeholder for the time Run will take
+    content: ImageChoice
+    style: ImageChoice
+
+
+def sidebar_top() -> Top:
+    """Run, Continue, Stop and the two image pickers."""
     with st.sidebar:
         with st.container(horizontal=True, key="run_buttons"):
             run = st.button("Run", key="run", type="primary")
@@ -90,7 +102,13 @@ def sidebar() -> tuple[Request, Any]:
             stop = st.button("Stop", key="stop")
         promise = st.empty()
         content = file_picker("Content", "content")
-        first_style = file_picker("Style", "style")
+        style = file_picker("Style", "style")
+    return Top(run, resume, stop, promise, content, style)
+
+
+def sidebar(top: Top) -> Request:
+    """The rest of the sidebar; returns the request."""
+    with st.sidebar:
         problems = model_problems(weights_choice())
         model = st.selectbox(
             "Model",
@@ -116,7 +134,7 @@ def sidebar() -> tuple[Request, Any]:
             help="How strongly the style is applied: 0% returns the photo. Scales the style "
             "and smoothness loss weights together, tenfold per third of the slider.",
         )
-        content, first_style = uploads(content, first_style)
+        content, first_style = uploads(top.content, top.style)
         styles, mix = blend(first_style)
         weights = loss_weights(float(strength))
         options = optimiser_options()
@@ -131,8 +149,9 @@ def sidebar() -> tuple[Request, Any]:
         **weights,
         **options,
     }
-    request = Request(content, styles, fields, mix, budget_mode, problem, run, stop, resume)
-    return request, promise
+    return Request(
+        content, styles, fields, mix, budget_mode, problem, top.run, top.stop, top.resume
+    )
 
 
 def time_or_steps() -> tuple[dict[str, Any], bool]:
@@ -280,7 +299,9 @@ def layer_base_key(model: str) -> str:
     return f"layers_base:{model}"
 
 
-def default_layers(spec: ModelSpec) -> pd.DataFrame:
+def default_layers(spec: ModelSpec):
+    import pandas as pd  # 0.3 s to import: only once the images are on screen
+
     return pd.DataFrame(
         {
             "content": [float(spec.content_layers.get(name, 0.0)) for name in spec.layers],
