@@ -6,34 +6,36 @@ touches a running job. ``get_runner`` picks the implementation:
 
 * ``stransfer.service``'s local job service when it is available (workers in other processes:
   the page's process then never imports TensorFlow);
-* otherwise ``LocalRunner`` below: the same contract served by one worker thread in this
-  process, which imports the engine (TensorFlow) only when the first job starts, i.e. after the
-  page has drawn.
+* otherwise ``LocalRunner`` below: the same contract served by one worker process
+  (``worker.py``) started with the first job, so TensorFlow never enters the page's process.
 
 Jobs run one at a time in order of arrival; a queued job reports its position.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
+import multiprocessing
+import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
 from stransfer.core.events import StepEvent
-from stransfer.core.plan import RunPlan, plan_run
+from stransfer.core.plan import RunPlan
 from stransfer.core.settings import SettingsError, TransferSettings
 from stransfer.core.strength import strength_extra, strength_to_weights
 from stransfer.io.animation import FrameRecorder, encode_animation
-from stransfer.io.images import ImageError, encode_png, image_sha256, load_image
+from stransfer.io.images import encode_png
 from stransfer.io.records import RecordError, load_record, png_metadata, record_of_step
 from stransfer.service.jobs import JobRequest, JobView
+
+from .worker import input_name, worker_main
 
 #: Relative cost of a step at a scale whose pixels are ``share`` of the full size: convolutions
 #: scale with pixels, so a half-size (1/4 of the pixels) step costs about 1/4 of a full one.
@@ -129,42 +131,48 @@ def shape_text(shape: tuple[int, int]) -> str:
 @dataclass
 class _Job:
     id: str
+    number: int
     request: JobRequest
     view: JobView
-    recipe: Recipe | None = None
+    recipe: Recipe
     first_step: int = 0
-    cancel: threading.Event = field(default_factory=threading.Event)
     history: list[JobView] = field(default_factory=list)
     event: StepEvent | None = None
+    plan: RunPlan | None = None
+    deadlines: list[float | None] = field(default_factory=list)
     precision: str = ""
-    hashes: tuple[str, tuple[str, ...]] = ("", ())
+    hashes: tuple[str, list[str]] = ("", [])
     png: tuple[int, bytes] | None = None  # (frame, PNG) cache of the preview
     result: bytes | None = None
     frames: FrameRecorder = field(default_factory=FrameRecorder)
 
 
 class LocalRunner:
-    """The job contract served in this process: one worker thread, jobs in order of arrival.
+    """The job contract served by one local worker process, jobs in order of arrival.
 
-    ``weights`` is passed to ``load_extractor`` (``random``, a file, or None for ImageNet).
-    ``loader`` loads an extractor (default: the engine's ``load_extractor``, imported when the
-    first job starts).
+    ``weights`` is passed to the engine's ``load_extractor`` (``random``, a file, or None for
+    ImageNet). The worker process starts with the first job and then stays, keeping its
+    loaded models; a dead worker fails its job with a sentence and is started again.
     """
 
-    def __init__(self, weights: str | None = None, loader: Callable | None = None) -> None:
+    def __init__(self, weights: str | None = None) -> None:
         self.weights = weights
-        self._loader = loader
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._jobs: dict[str, _Job] = {}
         self._queue: deque[str] = deque()
-        self._ids = itertools.count(1)
-        self._worker: threading.Thread | None = None
+        self._numbers = itertools.count(1)
+        self._dispatcher: threading.Thread | None = None
+        self._mp = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._inbox: Any = None
+        self._outbox: Any = None
+        self._cancelled = self._mp.Value("q", 0)
 
     # -- the contract --
 
     def submit(self, request: JobRequest) -> JobView:
-        """Check the request (images, settings) and queue it; raises the user's error."""
+        """Check the request (settings, blend) and queue it; raises the user's error."""
         if not request.styles:
             raise SettingsError("no style image: choose or upload one")
         made = recipe(request.settings, tuple(float(w) for _, w in request.styles))
@@ -176,16 +184,15 @@ class LocalRunner:
                 first_step = 0
         now = time.time()
         with self._lock:
-            job_id = f"local-{next(self._ids)}"
+            number = next(self._numbers)
+            job_id = f"local-{number}"
             view = JobView(job_id, "queued", first_step=first_step, created=now, updated=now)
-            job = _Job(job_id, request, view, made, first_step)
-            self._jobs[job_id] = job
+            self._jobs[job_id] = _Job(job_id, number, request, view, made, first_step)
             self._queue.append(job_id)
             self._positions()
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="stransfer-jobs")
-                self._worker.daemon = True
-                self._worker.start()
+            if self._dispatcher is None or not self._dispatcher.is_alive():
+                self._dispatcher = threading.Thread(target=self._dispatch, daemon=True)
+                self._dispatcher.start()
             self._wake.notify()
             return self._jobs[job_id].view
 
@@ -224,8 +231,8 @@ class LocalRunner:
                 return job.result
             if job.event is None:
                 raise KeyError(f"job {job_id} has no image yet")
-            job_view, event = job.view, job.event
-        png = encode_png(event.image, png_metadata(self._record(job, event, job_view)))
+            view, event = job.view, job.event
+        png = encode_png(event.image, png_metadata(self._record(job, event, view)))
         with self._lock:
             if job.view.final:
                 job.result = png
@@ -243,19 +250,29 @@ class LocalRunner:
     def cancel(self, job_id: str) -> JobView:
         with self._lock:
             job = self._job(job_id)
-            job.cancel.set()
             if job.view.state == "queued":
                 self._queue.remove(job_id)
                 self._update(job, state="cancelled", phase="cancelled before it started")
                 self._positions()
+            elif job.view.state == "running":
+                self._cancelled.value = job.number  # the worker stops after this step
             return job.view
 
     def health(self) -> dict[str, int]:
         with self._lock:
             running = sum(job.view.state == "running" for job in self._jobs.values())
-            return {"workers": 1, "queued": len(self._queue), "running": running}
+            alive = int(self._process is not None and self._process.is_alive())
+            return {"workers": alive, "queued": len(self._queue), "running": running}
 
-    # -- the worker --
+    def close(self) -> None:
+        """Stop the worker process (tests; a server's exit does it anyway)."""
+        if self._process is not None and self._process.is_alive():
+            self._inbox.put(None)
+            self._process.join(10)
+            if self._process.is_alive():
+                self._process.kill()
+
+    # -- the dispatcher: one job at a time through the worker process --
 
     def _job(self, job_id: str) -> _Job:
         try:
@@ -271,89 +288,91 @@ class LocalRunner:
             job = self._jobs[job_id]
             self._update(job, position=position, phase=f"queued, position {position}")
 
-    def _work(self) -> None:
+    def _worker(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            return
+        self._inbox, self._outbox = self._mp.Queue(), self._mp.Queue()
+        self._process = self._mp.Process(
+            target=worker_main,
+            args=(self._inbox, self._outbox, self._cancelled, self.weights),
+            name="stransfer-worker",
+            daemon=True,
+        )
+        self._process.start()
+
+    def _dispatch(self) -> None:
         while True:
             with self._lock:
                 while not self._queue:
                     self._wake.wait()
                 job = self._jobs[self._queue.popleft()]
                 self._positions()
-                self._update(job, state="running", position=0, phase="loading the model")
+                started = self._process is not None and self._process.is_alive()
+                phase = "loading the model" if started else "starting the engine"
+                self._update(job, state="running", position=0, phase=phase)
             try:
-                self._run(job)
-            except (ImageError, SettingsError, ValueError, RecordError) as err:
-                self._fail(job, str(err))
+                self._worker()
+                self._inbox.put((job.number, job.request, job.recipe.settings))
+                self._follow(job)
             except Exception as err:
-                from stransfer.weights import WeightsError
+                self._fail(job, f"the run failed unexpectedly ({type(err).__name__}: {err})")
 
-                text = str(err) if isinstance(err, WeightsError) else f"{type(err).__name__}: {err}"
-                self._fail(job, text)
+    def _follow(self, job: _Job) -> None:
+        """Apply the worker's messages about ``job`` until it ends (or the worker dies)."""
+        while True:
+            try:
+                message = self._outbox.get(timeout=1.0)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    self._fail(job, "the engine's process stopped unexpectedly; press Run again")
+                    return
+                continue
+            number, kind, *parts = message
+            if number != job.number:
+                continue  # the tail of an older job
+            if kind == "end":
+                with self._lock:
+                    if not job.view.final:  # ended without a final step: stopped at once
+                        self._update(job, state="cancelled", phase="stopped")
+                return
+            if kind == "failed":
+                self._fail(job, parts[0])
+            elif kind == "phase":
+                with self._lock:
+                    self._update(job, phase=parts[0])
+            elif kind == "plan":
+                shapes, steps, precision, hashes, deadlines = parts
+                job.plan = RunPlan(tuple(shapes), tuple(steps))
+                job.precision, job.hashes, job.deadlines = precision, hashes, deadlines
+            elif kind == "step":
+                self._step(job, StepEvent(**parts[0], image=parts[1]))
 
     def _fail(self, job: _Job, message: str) -> None:
         with self._lock:
             self._update(job, state="failed", message=message, phase="failed")
 
-    def _run(self, job: _Job) -> None:
-        request, made = job.request, job.recipe
-        assert made is not None
-        content = load_image(io.BytesIO(request.content), name=_name(request, 0))
-        styles = [
-            (load_image(io.BytesIO(data), name=_name(request, i + 1)), float(weight))
-            for i, (data, weight) in enumerate(request.styles)
-        ]
-        start_image = None
-        if request.resume_from is not None:
-            start_image = load_image(io.BytesIO(request.resume_from), name="the result")
-        job.hashes = (image_sha256(content), tuple(image_sha256(s) for s, _ in styles))
-        settings = made.settings
-        from stransfer.engine.backbones import get_backbone  # the engine: TensorFlow
-
-        plan = plan_run(content.shape[:2], settings, get_backbone(settings.model).min_side)
-        extractor = self._load(settings)
-        job.precision = extractor.precision
-        with self._lock:
-            self._update(job, phase=f"preparing the style at {shape_text(plan.shapes[0])}")
-        from stransfer.engine.run import transfer
-
-        events = transfer(
-            content,
-            styles,
-            settings,
-            extractor,
-            init_image=start_image,
-            should_stop=job.cancel.is_set,
-        )
-        for event in events:
-            self._step(job, plan, event)
-
-    def _load(self, settings: TransferSettings):
-        if self._loader is None:
-            from stransfer.engine.features import load_extractor
-
-            self._loader = load_extractor
-        return self._loader(settings.model, settings.precision, self.weights)
-
-    def _step(self, job: _Job, plan: RunPlan, event: StepEvent) -> None:
-        settings = job.recipe.settings
-        first = job.first_step
-        cost = step_costs(plan)[event.scale - 1]
-        full_step_s = event.seconds_per_step / cost
+    def _step(self, job: _Job, event: StepEvent) -> None:
+        settings, plan, first = job.recipe.settings, job.plan, job.first_step
+        assert plan is not None
+        full_step_s = event.seconds_per_step / step_costs(plan)[event.scale - 1]
         budget_left = None
         if settings.max_seconds is not None:
             budget_left = settings.max_seconds - event.elapsed
         eta = 0.0
         if event.status == "running":
             eta = remaining_seconds(plan, event.scale, event.step, full_step_s, budget_left)
-        state = {"running": "running", "stopped": "cancelled"}.get(event.status, "done")
-        if event.status == "diverged":
-            state = "done"
+        state = "cancelled" if event.status == "stopped" else "running"
+        if event.status not in ("running", "stopped"):
+            state = "done"  # done, time budget, diverged (the message says why)
         phase = f"step {first + event.step}/{first + event.steps}"
-        scale_end = sum(plan.steps[: event.scale])
+        deadline = job.deadlines[event.scale - 1] if job.deadlines else None
         switching = event.scale < event.scales and (
-            event.step == scale_end or self._deadline_passed(settings, plan, event)
+            event.step == sum(plan.steps[: event.scale])
+            or (deadline is not None and event.elapsed >= deadline)
         )
         if event.status == "running" and switching:
-            phase = f"switching to {shape_text(plan.shapes[event.scale])}"
+            height, width = plan.shapes[event.scale]
+            phase = f"switching to {width}x{height}"
         with self._lock:
             job.event = event
             job.frames.add(event.image)
@@ -372,21 +391,11 @@ class LocalRunner:
             )
             job.history.append(job.view)
 
-    @staticmethod
-    def _deadline_passed(settings: TransferSettings, plan: RunPlan, event: StepEvent) -> bool:
-        if settings.max_seconds is None:
-            return False
-        from stransfer.engine.run import _scale_deadline  # TODO(engine): a public phase event
-
-        deadline = _scale_deadline(settings.max_seconds, plan, event.scale - 1)
-        return deadline is not None and event.elapsed >= deadline
-
     def _record(self, job: _Job, event: StepEvent, view: JobView):
-        made = job.recipe
-        request = job.request
-        extra = {**made.extra, "content": _name(request, 0)}
-        extra["styles"] = [_name(request, i + 1) for i in range(len(request.styles))]
-        extra["status"] = {"cancelled": "stopped"}.get(view.state, event.status)
+        request, made = job.request, job.recipe
+        extra = {**made.extra, "content": input_name(request, 0)}
+        extra["styles"] = [input_name(request, i + 1) for i in range(len(request.styles))]
+        extra["status"] = "stopped" if view.state == "cancelled" else event.status
         if job.first_step:
             extra["continued_after_steps"] = job.first_step
         return record_of_step(
@@ -398,8 +407,3 @@ class LocalRunner:
             style_weights=made.style_weights,
             extra=extra,
         )
-
-
-def _name(request: JobRequest, index: int) -> str:
-    names = list(request.names)
-    return names[index] if index < len(names) else ("content" if index == 0 else f"style {index}")
