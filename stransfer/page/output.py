@@ -143,7 +143,7 @@ def describe(shown: Shown) -> str:
 
 def progress(shown: Shown) -> None:
     view = shown.view
-    if view is None or view.state == "queued" or (view.step == view.first_step):
+    if view is None or view.frame == 0:  # queued, starting, loading: no step yet
         text = view.phase if view is not None and view.phase else "starting"
         st.progress(0.0, text=text)
         st.caption(" ")  # the stats line's place
@@ -154,7 +154,7 @@ def progress(shown: Shown) -> None:
         fraction = min(1.0, view.elapsed / budget)
         text = f"step {view.step} · {format_duration(view.elapsed)} of {format_duration(budget)}"
     else:
-        fraction = done / max(1, view.steps - view.first_step)
+        fraction = min(1.0, max(0.0, done / max(1, view.steps - view.first_step)))
         text = f"step {view.step}/{view.steps}"
     if view.state == "running" and not view.phase.startswith("step"):
         text += f" · {view.phase}"  # loading, switching sizes
@@ -175,7 +175,7 @@ def status(shown: Shown) -> None:
     if view is None or view.state in ("queued", "running", "failed"):
         return
     if view.state == "cancelled":
-        if view.step == view.first_step:
+        if view.frame == 0:
             st.info("Stopped before the first step")
         elif shown.budget:
             st.info(f"Stopped at step {view.step}")
