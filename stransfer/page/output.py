@@ -87,7 +87,7 @@ def finish(runner: Runner, shown: Shown, state: PageState) -> None:
     if view.state == "done" and view.seconds_per_step > 0 and shown.result is not None:
         record = load_record(shown.result)
         height, width = image_shape(shown.image)
-        key = (shown.model, record.precision)
+        key = (shown.model, record.settings["precision"])
         rate_book()[key] = view.seconds_per_step / (height * width / 1e6)
     state.keep(shown)
 
