@@ -296,3 +296,16 @@ def test_runner_queues_says_what_it_does_and_cancels(data_dir: Path) -> None:
         assert TransferSettings().steps == 60
     finally:
         runner.close()
+
+
+def test_a_time_budget_run_ends_when_promised(data_dir: Path) -> None:
+    at = _page()
+    at.number_input(key="max_seconds").set_value(5)
+    at.slider(key="size").set_value(100).run()
+    assert "Run ends within 5s" in " ".join(_messages(at.caption))
+    at.button(key="run").click().run()
+    _wait(at)
+    view = at.session_state["page"].current.view
+    assert view.state == "done" and 5.0 <= view.elapsed < 5.0 + 3 * view.seconds_per_step + 1
+    assert at.progress[0].text == f"step {view.step} · 5s of 5s"
+    assert at.success[0].value.endswith("(time budget)")

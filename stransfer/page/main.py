@@ -202,8 +202,8 @@ def reattach(state: PageState, runner: Runner) -> None:
         Shown(
             job_id=job_id,
             number=state.count,
-            content="the photo",
-            styles=("a style",),
+            content="",
+            styles=(),
             colour="none",
             model="",
             strength=100.0,

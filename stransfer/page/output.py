@@ -84,6 +84,13 @@ def finish(runner: Runner, shown: Shown, state: PageState) -> None:
     if animation is not None:
         with contextlib.suppress(ImageError):
             shown.gif = animation(shown.job_id)
+    if shown.result is not None and not shown.signature:  # re-attached: names from the record
+        record = load_record(shown.result)
+        shown.content = str(record.extra.get("content", ""))
+        shown.styles = tuple(map(str, record.extra.get("styles", ())))
+        shown.colour = str(record.settings.get("preserve_color", "none"))
+        shown.model = str(record.settings.get("model", ""))
+        shown.strength = float(record.extra.get("strength", 100.0))
     if view.state == "done" and view.seconds_per_step > 0 and shown.result is not None:
         record = load_record(shown.result)
         height, width = image_shape(shown.image)
@@ -117,7 +124,8 @@ def draw(state: PageState, signature: str) -> None:
         st.error(view.message[:1].upper() + view.message[1:])
     pictured = shown if shown.image is not None else state.previous
     if pictured is not None and pictured.image is not None:
-        if pictured.signature != signature and (pictured.final or pictured is not shown):
+        known = bool(pictured.signature)  # a re-attached job's settings are not the sidebar's
+        if known and pictured.signature != signature and (pictured.final or pictured is not shown):
             st.caption(
                 ":orange[Made with other settings than those in the sidebar now "
                 f"({describe(pictured)}). Press Run to make one with these.]"
