@@ -6,6 +6,8 @@ anything slow happens, and nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from stransfer.core.models import ModelError, get_model
@@ -20,9 +22,19 @@ from .runner import LocalRunner, Runner, estimate_seconds
 from .sidebar import sidebar, sidebar_top, style_label, weights_choice
 from .state import ImageChoice, PageState, Request, Shown, page_state
 
+
+def _job_errors() -> tuple[type[Exception], ...]:
+    from stransfer.service import jobs
+
+    error = getattr(jobs, "JobError", None)
+    return (error,) if isinstance(error, type) else ()
+
+
 JOB_PARAM = "job"  # the URL's query parameter that names the job on show (reload re-attaches)
 NARROW_PX = 768  # below this width the sidebar covers the page: Run closes it
-USER_ERRORS = (ImageError, SettingsError, ModelError, ValueError)
+# The job service's refusals (``service.jobs.JobError``, where the service defines them) are
+# the user's too: they say what is wrong with the request.
+USER_ERRORS = (ImageError, SettingsError, ModelError, ValueError, *_job_errors())
 
 CSS = """
 <style>
@@ -49,9 +61,17 @@ if (window.innerWidth < {NARROW_PX}) {{
 def get_runner() -> Runner:
     """The job service the page is a client of (one per server process).
 
-    TODO(service): return ``stransfer.service``'s local service here once it lands; until
-    then ``LocalRunner`` serves the same contract in this process.
+    ``stransfer.service.local_service()`` (durable jobs, worker processes) where the service
+    provides it, unless ``STRANSFER_PAGE_RUNNER=local``; otherwise ``LocalRunner``, which
+    serves the same contract with one worker process and no store.
     """
+    if os.environ.get("STRANSFER_PAGE_RUNNER", "service") != "local":
+        try:
+            from stransfer.service import local_service
+        except ImportError:
+            pass
+        else:
+            return local_service()
     return LocalRunner(weights_choice())
 
 

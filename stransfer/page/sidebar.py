@@ -45,7 +45,7 @@ def weights_choice() -> str | None:
     return os.environ.get("STRANSFER_WEIGHTS") or None
 
 
-@st.cache_data(show_spinner=False, ttl=10)
+@st.cache_data(show_spinner=False, ttl=300)  # VGG19's check hashes an 80 MB file
 def model_problems(weights: str | None) -> dict[str, str]:
     """Model name -> one sentence on what to do, for every model that cannot run here."""
     if weights is not None:  # random or a user file: every model builds
