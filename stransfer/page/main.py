@@ -103,7 +103,7 @@ def main() -> None:
         started = start(request, state, runner)
     top.promise.caption(promise_text(request))
     with panel:
-        output_panel(runner, request.signature())
+        output_panel(runner, request)
     gallery(state)
     if started:
         with st.sidebar:

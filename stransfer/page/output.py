@@ -18,12 +18,14 @@ from stransfer.io.images import ImageError
 from stransfer.io.records import load_record
 from stransfer.service.jobs import JobView
 
+from .preview import instant_preview
 from .runner import Runner
-from .state import PageState, Shown, page_state
+from .state import PageState, Request, Shown, page_state
 
 POLL_S = 0.25  # the panel's redraw interval during a job
 LOSS_PARTS = ("content", "style", "tv")
 IDLE_TEXT = "Choose a content and a style image, then press Run."
+PREVIEW_SHOWN_KEY = "_instant_preview_shown"  # set by the full run for the fragment
 
 
 @st.cache_resource(show_spinner=False)
@@ -32,10 +34,25 @@ def rate_book() -> dict[tuple[str, str], float]:
     return {}
 
 
-def output_panel(runner: Runner, signature: str) -> None:
-    """Draw (and, while a job runs, keep redrawing) the Output panel."""
+def output_panel(runner: Runner, request: Request) -> None:
+    """Draw (and, while a job runs, keep redrawing) the Output panel; before Run (or when the
+    result on show was made with other settings) the instant preview of the current picks."""
     active = (current := page_state().current) is not None and not current.final
+    signature = request.signature()
+    shown = current if current is not None and current.image is not None else None
+    st.session_state[PREVIEW_SHOWN_KEY] = False
+    if not active and (shown is None or shown.signature != signature):
+        preview_panel(request, below=shown is not None)
     st.fragment(_panel, run_every=POLL_S if active else None)(runner, signature)
+
+
+def preview_panel(request: Request, below: bool) -> None:
+    png, why = instant_preview(request)
+    st.session_state[PREVIEW_SHOWN_KEY] = png is not None
+    if png is not None:
+        st.image(png, caption="Instant preview · press Run to optimise")
+    elif why and not below:
+        st.caption(why)
 
 
 def _panel(runner: Runner, signature: str) -> None:
@@ -115,7 +132,7 @@ def draw(state: PageState, signature: str) -> None:
     if state.error:
         st.error(state.error)
     if shown is None:
-        if not state.error:
+        if not state.error and not preview_shown():
             st.info(IDLE_TEXT)
         return
     view = shown.view
@@ -141,6 +158,10 @@ def draw(state: PageState, signature: str) -> None:
     status(shown)
     downloads(pictured if pictured is not None and pictured.final else None)
     chart(shown, pictured)
+
+
+def preview_shown() -> bool:
+    return bool(st.session_state.get(PREVIEW_SHOWN_KEY))
 
 
 def describe(shown: Shown) -> str:
