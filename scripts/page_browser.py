@@ -93,8 +93,10 @@ def run_for_steps(page, steps: int) -> None:
 
 def run_and_wait(page, timeout_s: float = 900.0) -> float:
     """Press Run; return the seconds until the page says Done (polled every 50 ms)."""
+    before = page.url
     started = time.monotonic()
     page.locator(".st-key-run button").click()
+    page.wait_for_url(lambda url: url != before, timeout=timeout_s * 1000)  # the new job's id
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stAlert"]')]
             .some(a => a.textContent.startsWith('Done:'))
