@@ -54,8 +54,8 @@ class Runner(Protocol):
 
 
 # -- the run recipe ------------------------------------------------------------------------------
-# TODO(core): replace with the library's run recipe when it lands (settings mapping + strength
-# -> validated TransferSettings + run record extras); this is the page's copy until then.
+# The library's ``core.recipe.make_recipe`` where it exists (one place for strength -> weights,
+# blend checks and record extras); the same steps spelled out here until it is merged.
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,15 @@ def recipe(fields: Mapping[str, Any], style_weights: tuple[float, ...]) -> Recip
     Raises SettingsError (or the model table's ModelError, a ValueError) naming the problem.
     """
     fields = dict(fields)
-    strength = float(fields.pop("strength", 100.0))
     fields.pop("engine", None)
+    try:
+        from stransfer.core.recipe import make_recipe
+    except ImportError:
+        pass
+    else:
+        made = make_recipe(fields, style_weights=style_weights)
+        return Recipe(made.settings, made.extra(), made.style_weights)
+    strength = float(fields.pop("strength", 100.0))
     base = TransferSettings.from_dict(fields)
     if not any(weight > 0 for weight in style_weights):
         raise SettingsError("every style weight is 0%: give at least one style image a weight")
