@@ -253,9 +253,10 @@ window.__stxSources = [];
 window.__stxMarks = {};
 new MutationObserver(() => {
   const marks = window.__stxMarks;
-  if (!marks.shell && document.querySelector('[data-testid="stApp"]')) marks.shell = performance.now();
-  if (!marks.title && [...document.querySelectorAll('h1')].some(h => h.textContent.includes('Stransfer')))
-    marks.title = performance.now();
+  const now = performance.now();
+  if (!marks.shell && document.querySelector('[data-testid="stApp"]')) marks.shell = now;
+  const titles = [...document.querySelectorAll('h1')];
+  if (!marks.title && titles.some(h => h.textContent.includes('Stransfer'))) marks.title = now;
   for (const img of document.querySelectorAll('[data-testid="stImage"] img')) {
     const seen = () => { marks.image = marks.image || performance.now(); };
     if (img.complete && img.naturalWidth) seen(); else img.addEventListener('load', seen);
@@ -280,8 +281,8 @@ _STATE_JS = """() => {
     progress: progress ? progress.textContent : null,
     alerts: alerts.map(a => a.textContent),
     download: !!document.querySelector('.st-key-download button'),
-    captions: [...document.querySelectorAll('[data-testid="stCaptionContainer"]')].map(c => c.textContent),
-    infos: [...document.querySelectorAll('[data-testid="stAlertContentInfo"]')].map(a => a.textContent),
+    captions: [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+      .map(c => c.textContent),
     exception: !!document.querySelector('[data-testid="stException"]'),
     observed: [...window.__stxSources],
   };
@@ -581,7 +582,7 @@ def test_run_streams_images_and_downloads_a_png(
     assert any(a.startswith("Done: 5 steps") for a in timeline.final["alerts"]), timeline.final
     width, height = expected_shape("wide.png")
     assert timeline.final["caption"] == f"Output · {width}x{height}"
-    assert IDLE_TEXT not in " ".join(timeline.final["infos"])
+    assert IDLE_TEXT not in timeline.final["alerts"]
 
     image, record, name = download_png(page)
     assert image.size == (width, height)

@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-import numpy as np
-
 from stransfer.core.events import StepEvent
 from stransfer.core.plan import RunPlan
 from stransfer.core.settings import SettingsError, TransferSettings
@@ -223,12 +221,6 @@ class LocalRunner:
         with self._lock:
             job.png = (number, png)
         return png
-
-    def image(self, job_id: str) -> np.ndarray | None:
-        """The latest frame as pixels (no PNG round trip; this runner only)."""
-        with self._lock:
-            event = self._job(job_id).event
-        return None if event is None else event.image
 
     def result(self, job_id: str) -> bytes:
         """The PNG of the last image with its run record (a stopped job has one too)."""

@@ -295,6 +295,30 @@ def optimiser_options() -> dict[str, Any]:
     }
 
 
+def layer_chart(used) -> None:
+    """Bars of the used layers' weights, shallow to deep (a plain Vega-Lite spec: no Altair)."""
+    values = [
+        {"layer": layer, "role": role, "weight": float(row[role])}
+        for layer, row in used.iterrows()
+        for role in ("content", "style")
+    ]
+    order = list(used.index)
+    st.vega_lite_chart(
+        spec={
+            "data": {"values": values},
+            "mark": {"type": "bar"},
+            "height": 180,
+            "encoding": {
+                "x": {"field": "layer", "type": "nominal", "sort": order, "title": None},
+                "xOffset": {"field": "role"},
+                "y": {"field": "weight", "type": "quantitative", "title": "weight"},
+                "color": {"field": "role", "type": "nominal"},
+            },
+        },
+        width="stretch",
+    )
+
+
 def layer_base_key(model: str) -> str:
     return f"layers_base:{model}"
 
@@ -329,7 +353,7 @@ def layer_editor(spec: ModelSpec) -> tuple[dict[str, float], dict[str, float]]:
         table = table.fillna(0.0)
         used = table[(table["content"] > 0) | (table["style"] > 0)]
         if len(used):
-            st.bar_chart(used, sort=False, stack=False, height=180, y_label="weight")
+            layer_chart(used)
     content = {name: float(table.at[name, "content"]) for name in spec.layers}
     style = {name: float(table.at[name, "style"]) for name in spec.layers}
     return content, style
