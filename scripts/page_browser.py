@@ -97,6 +97,12 @@ def run_and_wait(page, timeout_s: float = 900.0) -> float:
     started = time.monotonic()
     page.locator(".st-key-run button").click()
     page.wait_for_url(lambda url: url != before, timeout=timeout_s * 1000)  # the new job's id
+    page.wait_for_function(  # the previous result's status gives way to the new job's progress
+        """() => ![...document.querySelectorAll('[data-testid="stAlert"]')]
+            .some(a => a.textContent.startsWith('Done:'))""",
+        timeout=timeout_s * 1000,
+        polling=50,
+    )
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stAlert"]')]
             .some(a => a.textContent.startsWith('Done:'))
