@@ -636,7 +636,12 @@ def test_stop_continue_and_stale_marking(new_page, server: Server, tmp_path: Pat
         if ended(now) and now["script"] == "notRunning" and now["download"]:
             break
         time.sleep(POLL_S)
-    assert all(s["src"] and s["progress"] and s["download"] for s in seen), seen[:3]
+    missing = [
+        {k: s[k] for k in ("src", "progress", "download", "alerts")}
+        for s in seen
+        if not (s["src"] and s["progress"] and s["download"])
+    ]
+    assert not missing, missing[:3]
     steps_seen = [step_of(s["progress"]) for s in seen if (s["progress"] or "").startswith("step")]
     assert steps_seen[-1] == (step + 3, step + 3), steps_seen
     assert all(done > step for done, total in steps_seen if total == step + 3), steps_seen
@@ -728,6 +733,14 @@ def test_phone_output_first_and_run_closes_the_sidebar(
 ) -> None:
     wait_server_idle(server)
     page = new_page(PHONE)
+    page.wait_for_function(  # the page's CSS arrives with the first script run
+        """() => {
+          const y = t => [...document.querySelectorAll('[data-testid="stHeading"]')]
+            .find(h => h.textContent.startsWith(t))?.getBoundingClientRect().y;
+          return y('Output') < y('Content') && y('Content') < y('Style');
+        }""",
+        timeout=10_000,
+    )
     assert heading_y(page, "Output") < heading_y(page, "Content") < heading_y(page, "Style")
     page.locator('[data-testid="stExpandSidebarButton"]').click()
     sidebar = page.locator('[data-testid="stSidebar"]')

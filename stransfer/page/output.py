@@ -157,7 +157,10 @@ def draw(state: PageState, signature: str) -> None:
     for notice in shown.notices:
         st.caption(notice)
     status(shown)
-    downloads(pictured if pictured is not None and pictured.final else None)
+    # While a run (a continued one too) has not ended, the last finished result stays
+    # downloadable, so the buttons do not come and go.
+    finished = [r for r in (pictured, state.previous) if r is not None and r.result is not None]
+    downloads(next((r for r in finished if r.final), None))
     chart(shown, pictured)
 
 
