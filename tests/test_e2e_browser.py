@@ -209,6 +209,7 @@ def server(browser, e2e_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
         **os.environ,
         "STRANSFER_WEIGHTS": "random",
         "STRANSFER_DATA_DIR": str(e2e_data),
+        "STRANSFER_DATA": str(e2e_data / "jobs"),  # the job service's store, where there is one
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     log = tmp_path_factory.mktemp("e2e_server") / "streamlit.log"
@@ -693,7 +694,7 @@ def test_two_sessions_queue_in_order_of_arrival(
     wait_server_idle(server)
     pages = {content: new_page() for content in CONTENTS}
     for content, page in pages.items():
-        configure(page, content, "stripes.png", steps=8)
+        configure(page, content, "stripes.png", steps=20)
     server.peak_rss = 0  # measure this test only
     timelines = {content: click_run(page) for content, page in pages.items()}
 
@@ -718,7 +719,7 @@ def test_two_sessions_queue_in_order_of_arrival(
 
     for content, page in pages.items():
         final = timelines[content].final
-        assert final["progress"].startswith("step 8/8"), final
+        assert final["progress"].startswith("step 20/20"), final
         image, record, _ = download_png(page)
         assert image.size == expected_shape(content), content
         assert record.content_sha256 == content_hash(e2e_data, content)
