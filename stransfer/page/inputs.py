@@ -1,0 +1,116 @@
+"""The content and style pickers: a file from ``data/<role>/`` or an upload.
+
+Decoding is cached by file identity, so a widget change elsewhere costs nothing here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from stransfer.io.images import (
+    IMAGE_SUFFIXES,
+    MAX_BYTES,
+    ImageError,
+    encode_png,
+    fit_long_side,
+    list_images,
+    load_image,
+    resize_to,
+)
+
+from .state import ImageChoice
+
+PREVIEW_SIDE = 384  # long side of the content/style previews
+# Streamlit shrinks a thumbnail to 120 px wide; a preview thinner than 4 px would become 0 px.
+PREVIEW_MIN_SIDE = 4
+UPLOAD_MB = MAX_BYTES // 2**20  # the uploaders' limit; .streamlit/config.toml says the same
+
+
+def data_dir() -> Path:
+    """``STRANSFER_DATA_DIR`` or the project's ``data/`` (holds ``content/`` and ``style/``)."""
+    root = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("STRANSFER_DATA_DIR") or root / "data")
+
+
+def files_of(role: str) -> dict[str, Path]:
+    return {path.name: path for path in list_images(data_dir() / role)}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _decode(key: str, name: str, _data: bytes) -> ImageChoice:
+    """Decode once per file identity ``key``: shape, a small PNG preview, a digest."""
+    try:
+        image = load_image(io.BytesIO(_data), name=name)
+    except ImageError as err:
+        return ImageChoice(name=name, error=str(err))
+    preview = fit_long_side(image, PREVIEW_SIDE)
+    height, width = preview.shape[:2]
+    if min(height, width) < PREVIEW_MIN_SIDE:  # e.g. a 4000x3 line: drawn a little thicker
+        preview = resize_to(preview, max(height, PREVIEW_MIN_SIDE), max(width, PREVIEW_MIN_SIDE))
+    return ImageChoice(
+        name=name,
+        data=_data,
+        shape=image.shape[:2],
+        preview=encode_png(preview),
+        digest=hashlib.sha256(_data).hexdigest(),
+    )
+
+
+def from_path(path: Path) -> ImageChoice:
+    try:
+        stat = path.stat()
+    except OSError as err:
+        return ImageChoice(name=path.name, error=f"cannot read {path.name}: {err.strerror}")
+    return _path_choice(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _path_choice(path: str, mtime_ns: int, size: int) -> ImageChoice:
+    """A file's choice, read and decoded once per (path, mtime, size)."""
+    name = Path(path).name
+    if size > MAX_BYTES:
+        return ImageChoice(name=name, error=f"{name} is larger than {UPLOAD_MB} MB")
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        return ImageChoice(name=name, error=f"cannot read {name}: {err.strerror}")
+    return _decode(f"{path}:{mtime_ns}:{size}", name, data)
+
+
+def file_picker(label: str, role: str, key: str | None = None, default: int = 0) -> ImageChoice:
+    """A selectbox over ``data/<role>/``; ``key`` prefixes the widget key (default: ``role``),
+    ``default`` picks the file shown first (the n-th style picker starts at the n-th file)."""
+    key = key or role
+    files = files_of(role)
+    name = st.selectbox(
+        f"{label} image",
+        list(files),
+        index=default % len(files) if files else 0,
+        key=f"{key}_file",
+        placeholder=f"No images in data/{role}/: upload one",
+    )
+    choice = from_path(files[name]) if name is not None and name in files else ImageChoice()
+    if choice.error:
+        st.error(choice.error)
+    return choice
+
+
+def upload_picker(label: str, key: str, picked: ImageChoice) -> ImageChoice:
+    """An uploader; an upload, when given, replaces ``picked``."""
+    upload = st.file_uploader(
+        f"{label} image",
+        type=[suffix.lstrip(".") for suffix in IMAGE_SUFFIXES],
+        key=f"{key}_upload",
+        max_upload_size=UPLOAD_MB,
+    )
+    if upload is None:
+        return picked
+    choice = _decode(f"upload:{upload.file_id}", upload.name, upload.getvalue())
+    if choice.error:
+        st.error(choice.error)
+    return choice

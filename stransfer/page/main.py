@@ -1,0 +1,275 @@
+"""The page's script: draw first, then act on the buttons; the run work goes to the runner.
+
+Order matters for a cold start: the title, the pickers and the images are sent before
+anything slow happens, and nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from stransfer.core.models import ModelError, get_model
+from stransfer.core.plan import plan_run
+from stransfer.core.settings import SettingsError, TransferSettings
+from stransfer.io.images import ImageError
+from stransfer.service.jobs import JobRequest
+
+from .output import gallery, output_panel, rate_book
+from .restore import settings_loader
+from .runner import LocalRunner, Runner, estimate_seconds
+from .sidebar import sidebar, sidebar_top, style_label, weights_choice
+from .state import ImageChoice, PageState, Request, Shown, page_state
+
+
+def _job_errors() -> tuple[type[Exception], ...]:
+    from stransfer.service import jobs
+
+    error = getattr(jobs, "JobError", None)
+    return (error,) if isinstance(error, type) else ()
+
+
+JOB_PARAM = "job"  # the URL's query parameter that names the job on show (reload re-attaches)
+NARROW_PX = 768  # below this width the sidebar covers the page: Run closes it
+# The job service's refusals (``service.jobs.JobError``, where the service defines them) are
+# the user's too: they say what is wrong with the request.
+USER_ERRORS = (ImageError, SettingsError, ModelError, ValueError, *_job_errors())
+
+CSS = """
+<style>
+/* A narrow screen stacks the columns: the Output comes first. */
+@media (max-width: 640px) {
+  [data-testid="stColumn"]:has(.st-key-output_panel) { order: -1; }
+}
+/* Captions break between words, never inside one. */
+[data-testid="stImageCaption"] { word-break: normal; overflow-wrap: break-word; }
+</style>
+"""
+
+CLOSE_SIDEBAR_JS = f"""
+<script>
+if (window.innerWidth < {NARROW_PX}) {{
+  const doc = window.parent?.document ?? document;
+  doc.querySelector('[data-testid="stSidebarCollapseButton"] button')?.click();
+}}
+</script>
+"""
+
+
+@st.cache_resource(show_spinner=False)
+def get_runner() -> Runner:
+    """The job service the page is a client of (one per server process).
+
+    ``stransfer.service.local_service()`` (durable jobs, worker processes) where the service
+    provides it, unless ``STRANSFER_PAGE_RUNNER=local``; otherwise ``LocalRunner``, which
+    serves the same contract with one worker process and no store.
+    """
+    if os.environ.get("STRANSFER_PAGE_RUNNER", "service") != "local":
+        try:
+            from stransfer.service import local_service
+        except ImportError:
+            pass
+        else:
+            return local_service()
+    return LocalRunner(weights_choice())
+
+
+def main() -> None:
+    """Everything below the title (``header.header`` draws that first)."""
+    st.html(CSS)
+    top = sidebar_top()
+    content_col, style_col, output_col = st.columns([1, 1, 2])
+    show_input(content_col, "Content", top.content)
+    styles_view = style_col.empty()
+    with styles_view.container():
+        show_input(st, "Style", top.style)
+    with output_col, st.container(key="output_panel"):
+        st.subheader("Output")
+        panel = st.container()
+    request = sidebar(top)
+    with st.sidebar:
+        settings_loader()
+    if len(request.styles) > 1:
+        with styles_view.container():
+            show_styles(request.styles, request.mix)
+    state = page_state()
+    runner = get_runner()
+    reattach(state, runner)
+    started = False
+    if request.stop:
+        stop(state, runner)
+    if request.run or request.resume:
+        started = start(request, state, runner)
+    top.promise.caption(promise_text(request))
+    with panel:
+        output_panel(runner, request)
+    gallery(state)
+    if started:
+        with st.sidebar:
+            st.html(CLOSE_SIDEBAR_JS, unsafe_allow_javascript=True)
+
+
+def show_input(column, label: str, choice: ImageChoice) -> None:
+    column.subheader(label)
+    if choice.preview is not None:
+        column.image(choice.preview, caption=choice.name)
+    else:
+        column.caption(f"No {label.lower()} image chosen.")
+
+
+def show_styles(styles: list[ImageChoice], mix: list[float]) -> None:
+    st.subheader("Styles")
+    for index, (choice, weight) in enumerate(zip(styles, mix, strict=True)):
+        if choice.preview is not None:
+            st.image(choice.preview, caption=f"{choice.name} · {weight:.0f}%")
+        else:
+            st.caption(f"{style_label(index)[0]}: no image chosen.")
+
+
+def sentence(err: Exception) -> str:
+    text = str(err)
+    return text[:1].upper() + text[1:]
+
+
+def missing_image(request: Request) -> str | None:
+    labelled = [("content", "content", request.content)]
+    labelled += [(style_label(i)[0].lower(), "style", c) for i, c in enumerate(request.styles)]
+    for label, role, choice in labelled:
+        if choice.data is None:
+            return sentence(
+                ImageError(
+                    choice.error
+                    or f"no {label} image: add one to data/{role}/ or upload one in the sidebar"
+                )
+            )
+    return None
+
+
+def start(request: Request, state: PageState, runner: Runner) -> bool:
+    """Submit Run or Continue as a job; on a problem, say it in one sentence instead."""
+    state.error = missing_image(request) or request.problem
+    if state.error:
+        return False
+    fields = dict(request.fields)
+    resume_from, rows_before = None, []
+    if request.resume:
+        last = latest_result(state)
+        if last is None:
+            state.error = "There is no result to continue yet: press Run first."
+            return False
+        fields["scales"] = 1  # a coarse scale would blur the result again
+        resume_from, rows_before = last.result, last.rows_before + last.rows
+    if state.current is not None and not state.current.final:
+        runner.cancel(state.current.job_id)  # a new run replaces the one in progress
+    job = JobRequest(
+        content=request.content.data,
+        styles=[(c.data, w) for c, w in zip(request.styles, request.mix, strict=True)],
+        settings=fields,
+        names=[request.content.name or "", *(c.name or "" for c in request.styles)],
+        resume_from=resume_from,
+    )
+    try:
+        view = runner.submit(job)
+    except USER_ERRORS as err:
+        state.error = sentence(err)
+        return False
+    state.count += 1
+    state.show(
+        Shown(
+            job_id=view.id,
+            number=state.count,
+            content=request.content.name or "",
+            styles=tuple(c.name or "" for c in request.styles),
+            colour=fields["preserve_color"],
+            model=fields["model"],
+            strength=fields["strength"],
+            signature=request.signature(),
+            budget=fields["max_seconds"],
+            rows_before=rows_before,
+            view=view,
+            notices=plan_notices(request, fields),
+        )
+    )
+    st.query_params[JOB_PARAM] = view.id
+    return True
+
+
+def latest_result(state: PageState) -> Shown | None:
+    for shown in (state.current, state.previous):
+        if shown is not None and shown.result is not None:
+            return shown
+    return None
+
+
+def stop(state: PageState, runner: Runner) -> None:
+    if state.current is not None and not state.current.final:
+        runner.cancel(state.current.job_id)
+
+
+def reattach(state: PageState, runner: Runner) -> None:
+    """A reload or a second tab with the job's URL shows that job (running or done)."""
+    job_id = st.query_params.get(JOB_PARAM)
+    if state.current is not None or not job_id:
+        return
+    try:
+        runner.get(job_id)  # KeyError: not (or no longer) a job of this service
+    except KeyError:
+        del st.query_params[JOB_PARAM]
+        return
+    state.count += 1
+    state.show(
+        Shown(
+            job_id=job_id,
+            number=state.count,
+            content="",
+            styles=(),
+            colour="none",
+            model="",
+            strength=100.0,
+            signature="",
+            budget=None,
+            view=None,
+        )
+    )
+
+
+def plan_notices(request: Request, fields: dict) -> tuple[str, ...]:
+    shape = request.content.shape
+    if shape is None:
+        return ()
+    try:
+        settings = TransferSettings.from_dict(fields)
+        plan = plan_run(shape, settings, get_model(settings.model).min_side)
+    except USER_ERRORS:
+        return ()
+    return tuple(sentence(ValueError(notice)) + "." for notice in plan.notices)
+
+
+def promise_text(request: Request) -> str:
+    """How long Run will take, said before it is pressed."""
+    fields = request.fields
+    budget = fields["max_seconds"]
+    if budget:
+        from stransfer.core.events import format_duration
+
+        return (
+            f"Run ends within {format_duration(budget)} with its best picture "
+            "(the first run also loads the model)."
+        )
+    rate = rate_book().get((fields["model"], fields["precision"]))
+    if rate is None or request.content.shape is None:
+        return (
+            f"How long {fields['steps']} steps take is measured on the first run; "
+            "a time budget says it in advance."
+        )
+    try:
+        settings = TransferSettings.from_dict(fields)
+        plan = plan_run(request.content.shape, settings, get_model(settings.model).min_side)
+    except USER_ERRORS:
+        return ""
+    height, width = plan.output_shape
+    seconds = estimate_seconds(plan, rate * height * width / 1e6, None)
+    from stransfer.core.events import format_duration
+
+    return f"About {format_duration(seconds or 0)} for {fields['steps']} steps (measured here)."

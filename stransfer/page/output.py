@@ -1,0 +1,303 @@
+"""The Output panel (a fragment that polls the job) and the gallery of recent results.
+
+The panel redraws itself every ``POLL_S`` while a job is active, so a run never blocks the
+widgets and a widget change never touches the run. Every element has a fixed place, so
+nothing above it moves during a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from stransfer.core.events import format_duration
+from stransfer.io.images import ImageError
+from stransfer.io.records import load_record
+from stransfer.service.jobs import JobView
+
+from .preview import instant_preview
+from .runner import Runner
+from .state import PageState, Request, Shown, page_state
+
+# The panel's redraw interval during a job: a 512 px step takes 1-5 s on 2 cores, and every
+# poll costs the server and the browser CPU that the run could use.
+POLL_S = 0.5
+LOSS_PARTS = ("content", "style", "tv")
+IDLE_TEXT = "Choose a content and a style image, then press Run."
+PREVIEW_SHOWN_KEY = "_instant_preview_shown"  # set by the full run for the fragment
+
+
+@st.cache_resource(show_spinner=False)
+def rate_book() -> dict[tuple[str, str], float]:
+    """(model, precision) -> measured seconds per full-size step per megapixel, this server."""
+    return {}
+
+
+def output_panel(runner: Runner, request: Request) -> None:
+    """Draw (and, while a job runs, keep redrawing) the Output panel; before Run (or when the
+    result on show was made with other settings) the instant preview of the current picks."""
+    active = (current := page_state().current) is not None and not current.final
+    signature = request.signature()
+    shown = current if current is not None and current.image is not None else None
+    st.session_state[PREVIEW_SHOWN_KEY] = False
+    if not active and (shown is None or shown.signature != signature):
+        preview_panel(request, below=shown is not None)
+    st.fragment(_panel, run_every=POLL_S if active else None)(runner, signature)
+
+
+def preview_panel(request: Request, below: bool) -> None:
+    png, why = instant_preview(request)
+    st.session_state[PREVIEW_SHOWN_KEY] = png is not None
+    if png is not None:
+        st.image(png, caption="Instant preview · press Run to optimise")
+    elif why and not below:
+        st.caption(why)
+
+
+def _panel(runner: Runner, signature: str) -> None:
+    state = page_state()
+    shown = state.current
+    ended_now = False
+    if shown is not None and not shown.final:
+        ended_now = poll(runner, shown, state)
+    draw(state, signature)
+    if ended_now:
+        st.rerun(scope="app")  # stop polling; the gallery and buttons catch up
+
+
+def poll(runner: Runner, shown: Shown, state: PageState) -> bool:
+    """Fetch the job's news into ``shown``; True when it has just ended."""
+    try:
+        view = runner.get(shown.job_id)
+    except KeyError:  # the service forgot it (restarted without its store)
+        shown.view = JobView(shown.job_id, "failed", message="the job is no longer known")
+        return True
+    if shown.view is None or view.frame != shown.view.frame:
+        shown.rows = [
+            (v.step, *(float(v.losses.get(part, 0.0)) for part in LOSS_PARTS))
+            for v in runner.history(shown.job_id)
+            if v.losses
+        ]
+        shown.image = runner.frame(shown.job_id)  # PNG, encoded once per frame
+    shown.view = view
+    if not view.final:
+        return False
+    finish(runner, shown, state)
+    return True
+
+
+def finish(runner: Runner, shown: Shown, state: PageState) -> None:
+    """Keep the final PNG, its record, the animation and the measured speed."""
+    view = shown.view
+    assert view is not None
+    if shown.image is None:
+        return
+    with contextlib.suppress(KeyError, ValueError):
+        shown.result = runner.result(shown.job_id)
+        shown.record_json = (load_record(shown.result).to_json() + "\n").encode()
+    animation = getattr(runner, "animation", None)
+    if animation is not None:
+        with contextlib.suppress(ImageError):
+            shown.gif = animation(shown.job_id)
+    if shown.result is not None and not shown.signature:  # re-attached: names from the record
+        record = load_record(shown.result)
+        shown.content = str(record.extra.get("content", ""))
+        shown.styles = tuple(map(str, record.extra.get("styles", ())))
+        shown.colour = str(record.settings.get("preserve_color", "none"))
+        shown.model = str(record.settings.get("model", ""))
+        shown.strength = float(record.extra.get("strength", 100.0))
+    if view.state == "done" and view.seconds_per_step > 0 and shown.result is not None:
+        record = load_record(shown.result)
+        height, width = image_shape(shown.image)
+        key = (shown.model, record.settings["precision"])
+        rate_book()[key] = view.seconds_per_step / (height * width / 1e6)
+    state.keep(shown)
+
+
+def image_shape(image: Any) -> tuple[int, int]:
+    if hasattr(image, "shape"):
+        return image.shape[:2]
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(BytesIO(image)) as probe:
+        return probe.height, probe.width
+
+
+def draw(state: PageState, signature: str) -> None:
+    shown = state.current
+    if state.error:
+        st.error(state.error)
+    if shown is None:
+        if not state.error and not preview_shown():
+            st.info(IDLE_TEXT)
+        return
+    view = shown.view
+    failed = view is not None and view.state == "failed"
+    if failed:
+        st.error(view.message[:1].upper() + view.message[1:])
+    pictured = shown if shown.image is not None else state.previous
+    if pictured is not None and pictured.image is not None:
+        known = bool(pictured.signature)  # a re-attached job's settings are not the sidebar's
+        if known and pictured.signature != signature and (pictured.final or pictured is not shown):
+            st.caption(
+                ":orange[Made with other settings than those in the sidebar now "
+                f"({describe(pictured)}). Press Run to make one with these.]"
+            )
+        height, width = image_shape(pictured.image)
+        st.image(pictured.image, caption=f"Output · {width}x{height}")
+    elif not failed:
+        st.caption("The picture appears here after the first step.")
+    if not failed:
+        progress(shown)
+    for notice in shown.notices:
+        st.caption(notice)
+    status(shown)
+    # While a run (a continued one too) has not ended, the last finished result stays
+    # downloadable, so the buttons do not come and go.
+    finished = [r for r in (pictured, state.previous) if r is not None and r.result is not None]
+    downloads(next((r for r in finished if r.final), None))
+    chart(shown, pictured)
+
+
+def preview_shown() -> bool:
+    return bool(st.session_state.get(PREVIEW_SHOWN_KEY))
+
+
+def describe(shown: Shown) -> str:
+    styles = " + ".join(shown.styles)
+    colour = "" if shown.colour == "none" else f", colours kept by {shown.colour}"
+    return f"{shown.content} in the style of {styles}{colour}, {shown.model}"
+
+
+def progress(shown: Shown) -> None:
+    view = shown.view
+    if view is None or view.frame == 0:  # queued, starting, loading: no step yet
+        text = view.phase if view is not None and view.phase else "starting"
+        st.progress(0.0, text=text)
+        st.caption(" ")  # the stats line's place
+        return
+    budget = shown.budget
+    done = view.step - view.first_step
+    if budget:
+        fraction = min(1.0, view.elapsed / budget)
+        text = f"step {view.step} · {format_duration(view.elapsed)} of {format_duration(budget)}"
+    else:
+        fraction = min(1.0, max(0.0, done / max(1, view.steps - view.first_step)))
+        text = f"step {view.step}/{view.steps}"
+    if view.state == "running" and not view.phase.startswith("step"):
+        text += f" · {view.phase}"  # loading, switching sizes
+    st.progress(fraction, text=text)
+    losses = " · ".join(
+        f"{part} {view.losses.get(part, 0.0):.4g}" for part in ("total", *LOSS_PARTS)
+    )
+    timing = f"{view.seconds_per_step:.2f} s/step · "
+    if view.state == "running":
+        timing += f"{format_duration(view.eta)} left"
+    else:
+        timing += f"{format_duration(view.elapsed)} in all"
+    st.caption(f"Loss: {losses}  \n{timing}")
+
+
+def status(shown: Shown) -> None:
+    view = shown.view
+    if view is None or view.state in ("queued", "running", "failed"):
+        return
+    if view.state == "cancelled":
+        if view.frame == 0:
+            st.info("Stopped before the first step")
+        elif shown.budget:
+            st.info(f"Stopped at step {view.step}")
+        else:
+            st.info(f"Stopped at step {view.step} of {view.steps}")
+    elif view.message and "budget" not in view.message:  # diverged
+        st.warning(view.message)
+    else:
+        done = view.step - view.first_step
+        how = " (time budget)" if shown.budget else ""
+        st.success(f"Done: {done} steps in {format_duration(view.elapsed)}{how}")
+
+
+def downloads(shown: Shown | None) -> None:
+    """The PNG and JSON (both carrying the run record) and the animation of the run."""
+    if shown is None or shown.result is None:
+        return
+    stem = shown.file_stem
+    with st.container(horizontal=True, key="downloads"):
+        button("Download PNG", shown.result, f"{stem}.png", "image/png", "download")
+        if shown.record_json is not None:
+            button(
+                "Download settings (JSON)",
+                shown.record_json,
+                f"{stem}.json",
+                "application/json",
+                "download_json",
+            )
+        if shown.gif is not None:
+            button(
+                "Download animation (GIF)", shown.gif, f"{stem}.gif", "image/gif", "download_gif"
+            )
+
+
+def button(label: str, data: bytes | Callable[[], bytes], name: str, mime: str, key: str) -> None:
+    st.download_button(label, data=data, file_name=name, mime=mime, key=key, on_click="ignore")
+
+
+def chart(shown: Shown, pictured: Shown | None) -> None:
+    rows = shown.rows_before + shown.rows
+    if not shown.rows and pictured is not None and pictured is not shown:
+        rows = pictured.rows_before + pictured.rows  # a continued run: the chart so far
+    if not rows:
+        return
+    # A hand-written Vega-Lite spec with the rows inline: st.line_chart goes through pandas,
+    # Arrow and Altair on every redraw, which cost the server more CPU than the run could spare.
+    values = [
+        {"step": step, "loss": part, "value": value}
+        for step, *losses in rows
+        for part, value in zip(LOSS_PARTS, losses, strict=True)
+    ]
+    spec = {
+        "data": {"values": values},
+        "mark": {"type": "line"},
+        "height": 220,
+        "encoding": {
+            "x": {"field": "step", "type": "quantitative", "title": "step"},
+            "y": {"field": "value", "type": "quantitative", "title": "loss"},
+            "color": {"field": "loss", "type": "nominal", "sort": list(LOSS_PARTS)},
+        },
+    }
+    st.vega_lite_chart(spec=spec, width="stretch")
+
+
+def gallery(state: PageState) -> None:
+    """The last results, newest first, each with a caption naming what made it."""
+    results = [shown for shown in state.gallery if shown.result is not None]
+    if not results:
+        return
+    st.subheader("Recent results")
+    columns = st.columns(4)
+    for column, shown in zip(columns, reversed(results), strict=False):
+        column.image(shown.result, caption=gallery_caption(shown))
+        column.download_button(
+            "PNG",
+            data=shown.result,
+            file_name=f"{shown.file_stem}_{shown.number}.png",
+            mime="image/png",
+            key=f"gallery:{shown.number}",
+            on_click="ignore",
+        )
+
+
+def gallery_caption(shown: Shown) -> str:
+    view = shown.view
+    assert view is not None
+    styles = " + ".join(shown.styles)
+    colour = "colour: style's" if shown.colour == "none" else f"colour: {shown.colour}"
+    return (
+        f"Run {shown.number} · {shown.content} × {styles} · {colour} · {shown.model} · "
+        f"{view.step} steps · strength {shown.strength:.0f}%"
+    )

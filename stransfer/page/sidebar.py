@@ -1,0 +1,359 @@
+"""The sidebar: the essentials above the fold, the rest in a few named groups.
+
+Everything here is cheap (no TensorFlow, cached images), so a widget change reruns in
+milliseconds. The values become a ``Request``; the settings' own ranges are checked by the
+library when a job is submitted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from stransfer.core.models import MODEL_NAMES, ModelSpec, get_model
+from stransfer.core.settings import (
+    COLOR_MODES,
+    INITS,
+    MAX_STEPS,
+    OPTIMIZERS,
+    PRECISIONS,
+    TransferSettings,
+)
+from stransfer.core.strength import strength_to_weights
+
+from .inputs import file_picker, upload_picker
+from .state import MAX_STYLES, ImageChoice, Request
+
+DEFAULTS = TransferSettings()
+LAYER_WEIGHT_MAX = 10.0
+SIZE_RANGE = (100, 1000)  # the output size slider's range (px)
+MAX_SCALES = 3  # the scales slider's maximum
+STYLE_SCALE_RANGE = (0.5, 2.0)
+SEED_MAX = 2**31 - 1
+BUDGET_MAX = 86_400  # the time budget's maximum (s)
+BUDGET_MIN = 5
+DEFAULT_BUDGET = 60  # s: the default promise (a finished picture in a minute)
+RUN_FOR = ("time", "steps")
+LAYERS_VERSION_KEY = "layers_version"  # bumped by Load settings to rebuild the layer editor
+
+
+def weights_choice() -> str | None:
+    """``STRANSFER_WEIGHTS`` (``random`` or a file) if set, else None: resolve ImageNet."""
+    return os.environ.get("STRANSFER_WEIGHTS") or None
+
+
+@st.cache_data(show_spinner=False, ttl=300)  # VGG19's check hashes an 80 MB file
+def model_problems(weights: str | None) -> dict[str, str]:
+    """Model name -> one sentence on what to do, for every model that cannot run here."""
+    if weights is not None:  # random or a user file: every model builds
+        return {}
+    from stransfer.weights import INSTALL_CMD, WeightsError, _local_weights
+
+    problems = {}
+    for name in MODEL_NAMES:
+        try:
+            found = _local_weights(name)
+        except WeightsError as err:
+            problems[name] = f"{name}'s weights file is damaged: {err}."
+            continue
+        if found is None:
+            problems[name] = missing_weights(get_model(name), INSTALL_CMD)
+    return problems
+
+
+def missing_weights(spec: ModelSpec, install_cmd: str) -> str:
+    if spec.offline:
+        return f"{spec.name}'s weights are not installed yet: run `{install_cmd}` once."
+    fetch = (
+        f'python -c "import keras; keras.applications.{spec.keras_name}'
+        f"(weights='imagenet', include_top=False)\""
+    )
+    return (
+        f"{spec.name} needs its ImageNet weights, which are not on this machine: fetch them "
+        f"once while online with `{fetch}`, or choose VGG19, which works offline."
+    )
+
+
+@dataclass
+class Top:
+    """The top of the sidebar, drawn first so the images can be shown at once."""
+
+    run: bool
+    resume: bool
+    stop: bool
+    promise: Any  # a placeholder for the time Run will take
+    content: ImageChoice
+    style: ImageChoice
+
+
+def sidebar_top() -> Top:
+    """Run, Continue, Stop and the two image pickers."""
+    with st.sidebar:
+        with st.container(horizontal=True, key="run_buttons"):
+            run = st.button("Run", key="run", type="primary")
+            resume = st.button(
+                "Continue",
+                key="continue",
+                help="Go on from the last result with the current settings, at full size.",
+            )
+            stop = st.button("Stop", key="stop")
+        promise = st.empty()
+        content = file_picker("Content", "content")
+        style = file_picker("Style", "style")
+    return Top(run, resume, stop, promise, content, style)
+
+
+def sidebar(top: Top) -> Request:
+    """The rest of the sidebar; returns the request."""
+    with st.sidebar:
+        problems = model_problems(weights_choice())
+        model = st.selectbox(
+            "Model",
+            MODEL_NAMES,
+            index=MODEL_NAMES.index(DEFAULTS.model),
+            key="model",
+            format_func=lambda name: f"{name} · needs weights" if name in problems else name,
+            help="The network whose features define content and style. VGG19 works offline.",
+        )
+        problem = problems.get(model)
+        if problem:
+            st.warning(problem)
+        run_fields, budget_mode = time_or_steps()
+        size = st.slider("Output size (long side, px)", *SIZE_RANGE, DEFAULTS.size, 4, key="size")
+        strength = st.slider(
+            "Strength",
+            0.0,
+            100.0,
+            100.0,
+            1.0,
+            format="%.0f%%",
+            key="strength",
+            help="How strongly the style is applied: 0% returns the photo. Scales the style "
+            "and smoothness loss weights together, tenfold per third of the slider.",
+        )
+        content, first_style = uploads(top.content, top.style)
+        styles, mix = blend(first_style)
+        weights = loss_weights(float(strength))
+        options = optimiser_options()
+        content_layers, style_layers = layer_editor(get_model(model))
+    fields: dict[str, Any] = {
+        "model": model,
+        "size": int(size),
+        "content_layers": content_layers,
+        "style_layers": style_layers,
+        "strength": float(strength),
+        **run_fields,
+        **weights,
+        **options,
+    }
+    return Request(
+        content, styles, fields, mix, budget_mode, problem, top.run, top.stop, top.resume
+    )
+
+
+def time_or_steps() -> tuple[dict[str, Any], bool]:
+    """A time budget by default (the page can promise when it ends), steps as an option."""
+    mode = st.radio(
+        "Run for",
+        RUN_FOR,
+        key="run_for",
+        horizontal=True,
+        format_func=lambda m: {"time": "a time budget", "steps": "a number of steps"}[m],
+    )
+    if mode == "time":
+        budget = st.number_input(
+            "Time budget (s)",
+            BUDGET_MIN,
+            BUDGET_MAX,
+            DEFAULT_BUDGET,
+            step=10,
+            key="max_seconds",
+            help="The run stops with its best picture when the time is up.",
+        )
+        return {"steps": MAX_STEPS, "max_seconds": float(budget)}, True
+    steps = st.number_input(
+        "Steps", 1, MAX_STEPS, DEFAULTS.steps, step=1, key="steps", help="Optimisation steps."
+    )
+    return {"steps": int(steps), "max_seconds": None}, False
+
+
+def uploads(content: ImageChoice, style: ImageChoice) -> tuple[ImageChoice, ImageChoice]:
+    """Your own images, in one group (an upload replaces the picked file)."""
+    with st.expander("Upload your own images"):
+        content = upload_picker("Content", "content", content)
+        style = upload_picker("Style", "style", style)
+    return content, style
+
+
+def blend(first: ImageChoice) -> tuple[list[ImageChoice], list[float]]:
+    """Up to MAX_STYLES style images, each with a blend weight (%) when there are several."""
+    with st.expander("Blend several styles"):
+        count = st.number_input(
+            "Style images",
+            1,
+            MAX_STYLES,
+            1,
+            key="style_count",
+            help="Blend several styles: each gets its own image and weight.",
+        )
+        styles, mix = [first], []
+        for index in range(1, int(count)):
+            label, key = style_label(index)
+            styles.append(upload_picker(label, key, file_picker(label, "style", key, index)))
+        for index in range(int(count)):
+            if count > 1:
+                label = style_label(index)[0]
+                weight = st.slider(
+                    f"{label} share",
+                    0.0,
+                    100.0,
+                    100.0,
+                    1.0,
+                    format="%.0f%%",
+                    key=f"style_mix:{index}",
+                )
+                mix.append(float(weight))
+            else:
+                mix.append(100.0)
+    return styles, mix
+
+
+def style_label(index: int) -> tuple[str, str]:
+    """Label and widget-key prefix of the style picker ``index`` (the first keeps ``style``)."""
+    return ("Style", "style") if index == 0 else (f"Style {index + 1}", f"style{index + 1}")
+
+
+def loss_weights(strength: float) -> dict[str, Any]:
+    """Colour mode and the α, β and TV fields (β and TV are the weights at 100 % strength)."""
+    fields = (
+        ("content_weight", "Content loss weight (α)", 0.1),
+        ("style_weight", "Style loss weight (β)", 1.0),
+        ("tv_weight", "Smoothness loss weight (TV)", 0.1),
+    )
+    values: dict[str, Any] = {}
+    with st.expander("Colour and loss weights"):
+        values["preserve_color"] = st.selectbox(
+            "Keep the photo's colours",
+            COLOR_MODES,
+            index=COLOR_MODES.index(DEFAULTS.preserve_color),
+            key="preserve_color",
+            help="luminance: apply the style to brightness only and keep the content's colours; "
+            "histogram: recolour the style images to the content's palette first.",
+        )
+        for key, label, step in fields:
+            default = float(getattr(DEFAULTS, key))
+            values[key] = float(
+                st.number_input(label, 0.0, None, default, step, format="%g", key=key)
+            )
+        style, tv = strength_to_weights(
+            strength, style_weight=values["style_weight"], tv_weight=values["tv_weight"]
+        )
+        st.caption(f"Strength {strength:.0f}% applies β = {style:.3g} and TV = {tv:.3g}.")
+    return values
+
+
+def optimiser_options() -> dict[str, Any]:
+    with st.expander("Optimiser, scales and seed"):
+        optimizer = st.selectbox(
+            "Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULTS.optimizer), key="optimizer"
+        )
+        learning_rate = st.number_input(
+            "Learning rate (Adam only)", 0.01, 255.0, DEFAULTS.learning_rate, key="learning_rate"
+        )
+        precision = st.selectbox(
+            "Precision", PRECISIONS, index=PRECISIONS.index(DEFAULTS.precision), key="precision"
+        )
+        scales = st.slider("Scales (coarse to fine)", 1, MAX_SCALES, DEFAULTS.scales, key="scales")
+        style_scale = st.slider(
+            "Style scale",
+            *STYLE_SCALE_RANGE,
+            DEFAULTS.style_scale,
+            0.05,
+            key="style_scale",
+            help="Size of the style images relative to the output: below 1 gives finer "
+            "strokes, above 1 coarser ones.",
+        )
+        init = st.selectbox(
+            "Initialisation",
+            INITS,
+            index=INITS.index(DEFAULTS.init),
+            key="init",
+            help="Start from the content image, seeded noise, or the first style image.",
+        )
+        seed = st.number_input("Seed", 0, SEED_MAX, DEFAULTS.seed, key="seed")
+    return {
+        "optimizer": optimizer,
+        "learning_rate": float(learning_rate),
+        "precision": precision,
+        "scales": int(scales),
+        "style_scale": float(style_scale),
+        "init": init,
+        "seed": int(seed),
+    }
+
+
+def layer_chart(used) -> None:
+    """Bars of the used layers' weights, shallow to deep (a plain Vega-Lite spec: no Altair)."""
+    values = [
+        {"layer": layer, "role": role, "weight": float(row[role])}
+        for layer, row in used.iterrows()
+        for role in ("content", "style")
+    ]
+    order = list(used.index)
+    st.vega_lite_chart(
+        spec={
+            "data": {"values": values},
+            "mark": {"type": "bar"},
+            "height": 180,
+            "encoding": {
+                "x": {"field": "layer", "type": "nominal", "sort": order, "title": None},
+                "xOffset": {"field": "role"},
+                "y": {"field": "weight", "type": "quantitative", "title": "weight"},
+                "color": {"field": "role", "type": "nominal"},
+            },
+        },
+        width="stretch",
+    )
+
+
+def layer_base_key(model: str) -> str:
+    return f"layers_base:{model}"
+
+
+def default_layers(spec: ModelSpec):
+    import pandas as pd  # 0.3 s to import: only once the images are on screen
+
+    return pd.DataFrame(
+        {
+            "content": [float(spec.content_layers.get(name, 0.0)) for name in spec.layers],
+            "style": [float(spec.style_layers.get(name, 0.0)) for name in spec.layers],
+        },
+        index=pd.Index(spec.layers, name="layer"),
+    )
+
+
+def layer_editor(spec: ModelSpec) -> tuple[dict[str, float], dict[str, float]]:
+    """One small table of per-layer weights (keyed by model) beside a chart of the used ones."""
+    with st.expander("Layers"):
+        st.caption(spec.why[:1].upper() + spec.why[1:] + ".")
+        base = st.session_state.get(layer_base_key(spec.name))
+        if base is None:
+            base = default_layers(spec)
+        version = st.session_state.get(LAYERS_VERSION_KEY, 0)
+        number = st.column_config.NumberColumn(min_value=0.0, max_value=LAYER_WEIGHT_MAX, step=0.1)
+        table = st.data_editor(
+            base,
+            key=f"layers:{spec.name}:{version}",
+            column_config={"content": number, "style": number},
+            height=min(36 * (len(spec.layers) + 1) + 3, 330),
+        )
+        table = table.fillna(0.0)
+        used = table[(table["content"] > 0) | (table["style"] > 0)]
+        if len(used):
+            layer_chart(used)
+    content = {name: float(table.at[name, "content"]) for name in spec.layers}
+    style = {name: float(table.at[name, "style"]) for name in spec.layers}
+    return content, style

@@ -1,0 +1,118 @@
+"""What one browser session keeps between script runs, and the request the sidebar builds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from stransfer.service.jobs import JobView
+
+PAGE_KEY = "page"
+GALLERY_SIZE = 4  # recent results kept in the gallery
+MAX_STYLES = 4  # style images in one blend
+
+
+@dataclass
+class ImageChoice:
+    """The image picked for one role (content or style): a file, an upload, or nothing.
+
+    ``data`` is the file's bytes (what a job carries); ``preview`` a small PNG to show.
+    """
+
+    name: str | None = None
+    data: bytes | None = None
+    shape: tuple[int, int] | None = None  # (height, width) of the decoded image
+    preview: bytes | None = None
+    error: str | None = None
+    digest: str = ""
+
+
+@dataclass
+class Request:
+    """Everything the sidebar asks for on this script run."""
+
+    content: ImageChoice
+    styles: list[ImageChoice]
+    fields: dict[str, Any]  # settings field -> value (β and TV at 100 %), plus ``strength``
+    mix: list[float] = field(default_factory=lambda: [100.0])  # blend weight per style, %
+    budget_mode: bool = True
+    problem: str | None = None  # a sentence that stops Run (e.g. a model without weights)
+    run: bool = False
+    stop: bool = False
+    resume: bool = False
+
+    def signature(self) -> str:
+        """Identifies the inputs and settings: a result made from others is out of date."""
+        parts = {
+            "content": self.content.digest,
+            "styles": [choice.digest for choice in self.styles],
+            "mix": self.mix,
+            "fields": self.fields,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class Shown:
+    """A job the page shows (the current one or one in the gallery)."""
+
+    job_id: str
+    number: int
+    content: str
+    styles: tuple[str, ...]
+    colour: str
+    model: str
+    strength: float
+    signature: str
+    budget: float | None
+    rows_before: list[tuple[int, float, float, float]] = field(default_factory=list)
+    view: JobView | None = None
+    rows: list[tuple[int, float, float, float]] = field(default_factory=list)
+    image: np.ndarray | bytes | None = None
+    result: bytes | None = None  # the final PNG with its record
+    record_json: bytes | None = None
+    gif: bytes | None = None
+    notices: tuple[str, ...] = ()
+
+    @property
+    def file_stem(self) -> str:
+        from pathlib import Path
+
+        styles = "+".join(Path(name).stem for name in self.styles)
+        return f"stransfer_{Path(self.content).stem}_{styles}"
+
+    @property
+    def final(self) -> bool:
+        return self.view is not None and self.view.final
+
+
+@dataclass
+class PageState:
+    """Per-session state: the result on show, the gallery and the last error."""
+
+    current: Shown | None = None
+    previous: Shown | None = None  # shown while a continued/new job has no image yet
+    gallery: list[Shown] = field(default_factory=list)  # finished results, oldest first
+    count: int = 0
+    error: str | None = None  # why the last Run could not start
+
+    def show(self, shown: Shown) -> None:
+        if self.current is not None and self.current.image is not None:
+            self.previous = self.current
+        self.current = shown
+
+    def keep(self, shown: Shown) -> None:
+        """Put a finished result in the gallery (once)."""
+        if all(item.job_id != shown.job_id for item in self.gallery):
+            self.gallery = [*self.gallery, shown][-GALLERY_SIZE:]
+
+
+def page_state() -> PageState:
+    if PAGE_KEY not in st.session_state:
+        st.session_state[PAGE_KEY] = PageState()
+    return st.session_state[PAGE_KEY]
