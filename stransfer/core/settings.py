@@ -281,7 +281,7 @@ def _layer_map(
         return dict(default)
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise SettingsError(
-            f"{name} must map layer names to weights, e.g. {{\"block4_conv2\": 1}}, "
+            f'{name} must map layer names to weights, e.g. {{"block4_conv2": 1}}, '
             f"not {value!r:.60}",
             name,
         )

@@ -16,10 +16,9 @@ import streamlit as st
 from stransfer.core.events import format_duration
 from stransfer.io.images import ImageError
 from stransfer.io.records import load_record
-from stransfer.service.jobs import JobView
+from stransfer.service.jobs import JobService, JobView
 
 from .preview import instant_preview
-from .runner import Runner
 from .state import PageState, Request, Shown, page_state
 
 # The panel's redraw interval during a job: a 512 px step takes 1-5 s on 2 cores, and every
@@ -36,7 +35,7 @@ def rate_book() -> dict[tuple[str, str], float]:
     return {}
 
 
-def output_panel(runner: Runner, request: Request) -> None:
+def output_panel(runner: JobService, request: Request) -> None:
     """Draw (and, while a job runs, keep redrawing) the Output panel; before Run (or when the
     result on show was made with other settings) the instant preview of the current picks."""
     active = (current := page_state().current) is not None and not current.final
@@ -57,7 +56,7 @@ def preview_panel(request: Request, below: bool) -> None:
         st.caption(why)
 
 
-def _panel(runner: Runner, signature: str) -> None:
+def _panel(runner: JobService, signature: str) -> None:
     state = page_state()
     shown = state.current
     ended_now = False
@@ -68,7 +67,7 @@ def _panel(runner: Runner, signature: str) -> None:
         st.rerun(scope="app")  # stop polling; the gallery and buttons catch up
 
 
-def poll(runner: Runner, shown: Shown, state: PageState) -> bool:
+def poll(runner: JobService, shown: Shown, state: PageState) -> bool:
     """Fetch the job's news into ``shown``; True when it has just ended."""
     try:
         view = runner.get(shown.job_id)
@@ -89,7 +88,7 @@ def poll(runner: Runner, shown: Shown, state: PageState) -> bool:
     return True
 
 
-def finish(runner: Runner, shown: Shown, state: PageState) -> None:
+def finish(runner: JobService, shown: Shown, state: PageState) -> None:
     """Keep the final PNG, its record, the animation and the measured speed."""
     view = shown.view
     assert view is not None
@@ -216,6 +215,8 @@ def status(shown: Shown) -> None:
             st.info(f"Stopped at step {view.step} of {view.steps}")
     elif view.message and "budget" not in view.message:  # diverged
         st.warning(view.message)
+    elif shown.model == "Instant":
+        st.success(f"Done in {format_duration(view.elapsed)} (instant engine)")
     else:
         done = view.step - view.first_step
         how = " (time budget)" if shown.budget else ""
@@ -297,7 +298,8 @@ def gallery_caption(shown: Shown) -> str:
     assert view is not None
     styles = " + ".join(shown.styles)
     colour = "colour: style's" if shown.colour == "none" else f"colour: {shown.colour}"
+    made = "instant" if shown.model == "Instant" else f"{shown.model} · {view.step} steps"
     return (
-        f"Run {shown.number} · {shown.content} × {styles} · {colour} · {shown.model} · "
-        f"{view.step} steps · strength {shown.strength:.0f}%"
+        f"Run {shown.number} · {shown.content} × {styles} · {colour} · {made} · "
+        f"strength {shown.strength:.0f}%"
     )
