@@ -186,7 +186,7 @@ def test_continue_counts_on_from_the_last_step(data_dir: Path) -> None:
     assert at.progress[0].text == "step 4/4"
     assert [row[0] for row in shown.rows_before + shown.rows] == [1, 2, 3, 4]  # one chart
     record = load_record(shown.result)
-    assert record.steps_done == 2 and record.extra["continued_after_steps"] == 2
+    assert record.steps_done == 4 and record.extra["continued_from_step"] == 2  # counted on
     assert record.settings["scales"] == 1
 
 
@@ -202,7 +202,7 @@ def test_model_without_weights_says_what_to_do(
     box.set_value("InceptionV3").run()
     (warning,) = _messages(at.sidebar.warning)
     assert warning.startswith("InceptionV3 needs its ImageNet weights")
-    assert "keras.applications.InceptionV3(weights='imagenet'" in warning
+    assert "`python -m stransfer.weights install inceptionv3`" in warning
     assert warning.endswith("or choose VGG19, which works offline.")
     at.button(key="run").click().run()
     assert _messages(at.error) == [warning]  # one sentence, no URL twice, no errno

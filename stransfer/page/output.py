@@ -106,7 +106,8 @@ def finish(runner: JobService, shown: Shown, state: PageState) -> None:
         shown.content = str(record.extra.get("content", ""))
         shown.styles = tuple(map(str, record.extra.get("styles", ())))
         shown.colour = str(record.settings.get("preserve_color", "none"))
-        shown.model = str(record.settings.get("model", ""))
+        instant = record.extra.get("engine") == "instant"
+        shown.model = "Instant" if instant else str(record.settings.get("model", ""))
         shown.strength = float(record.extra.get("strength", 100.0))
     if view.state == "done" and view.seconds_per_step > 0 and shown.result is not None:
         record = load_record(shown.result)
@@ -213,10 +214,10 @@ def status(shown: Shown) -> None:
             st.info(f"Stopped at step {view.step}")
         else:
             st.info(f"Stopped at step {view.step} of {view.steps}")
-    elif view.message and "budget" not in view.message:  # diverged
-        st.warning(view.message)
     elif shown.model == "Instant":
         st.success(f"Done in {format_duration(view.elapsed)} (instant engine)")
+    elif view.message and "budget" not in view.message:  # diverged
+        st.warning(view.message)
     else:
         done = view.step - view.first_step
         how = " (time budget)" if shown.budget else ""

@@ -58,12 +58,12 @@ def model_problems(weights: str | None) -> dict[str, str]:
     """Model name -> one sentence on what to do, for every model that cannot run here."""
     if weights is not None:  # random or a user file: every model builds
         return {}
-    from stransfer.weights import INSTALL_CMD, WeightsError, _local_weights
+    from stransfer.weights import INSTALL_CMD, WeightsError, local_weights
 
     problems = {}
     for name in MODEL_NAMES:
         try:
-            found = _local_weights(name)
+            found = local_weights(name)
         except WeightsError as err:
             problems[name] = f"{name}'s weights file is damaged: {err}."
             continue
@@ -75,10 +75,9 @@ def model_problems(weights: str | None) -> dict[str, str]:
 def missing_weights(spec: ModelSpec, install_cmd: str) -> str:
     if spec.offline:
         return f"{spec.name}'s weights are not installed yet: run `{install_cmd}` once."
-    fetch = (
-        f'python -c "import keras; keras.applications.{spec.keras_name}'
-        f"(weights='imagenet', include_top=False)\""
-    )
+    from stransfer.weights import FETCH_CMD
+
+    fetch = f"{FETCH_CMD} {spec.name.lower()}"
     return (
         f"{spec.name} needs its ImageNet weights, which are not on this machine: fetch them "
         f"once while online with `{fetch}`, or choose VGG19, which works offline."

@@ -113,7 +113,8 @@ def stylise_upload(upload: Any, request: Request, settings: tuple) -> tuple | No
                 source,
                 Path(folder) / "out.mp4",
                 video_style(request),
-                size=min(int(request.fields["size"]), VIDEO_SIDE),
+                # the chosen size, but never above the page's cap or the source's own size
+                size=min(int(request.fields["size"]), VIDEO_SIDE, max(info.width, info.height)),
                 strength=float(request.fields["strength"]),
                 preserve_color=str(request.fields["preserve_color"]),
                 on_frame=on_frame,
@@ -122,7 +123,7 @@ def stylise_upload(upload: Any, request: Request, settings: tuple) -> tuple | No
         except (ValueError, OSError, RuntimeError, InstantModelError) as err:
             bar.empty()
             text = " ".join(str(err).split()) or type(err).__name__
-            st.error(text[:1].upper() + text[1:])
+            st.error(text)  # starts with the file name, as the user wrote it
             return None
     bar.empty()
     summary = (
