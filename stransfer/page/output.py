@@ -215,7 +215,7 @@ def status(shown: Shown) -> None:
         else:
             st.info(f"Stopped at step {view.step} of {view.steps}")
     elif shown.model == "Instant":
-        st.success(f"Done in {format_duration(view.elapsed)} (instant engine)")
+        st.success(f"Done: painted in {format_duration(view.elapsed)} (instant engine)")
     elif view.message and "budget" not in view.message:  # diverged
         st.warning(view.message)
     else:
