@@ -42,7 +42,8 @@ def output_panel(runner: JobService, request: Request) -> None:
     signature = request.signature()
     shown = current if current is not None and current.image is not None else None
     st.session_state[PREVIEW_SHOWN_KEY] = False
-    if not active and (shown is None or shown.signature != signature):
+    # A re-attached job (no signature: its settings are not the sidebar's) keeps the panel.
+    if not active and (shown is None or shown.signature not in ("", signature)):
         preview_panel(request, below=shown is not None)
     st.fragment(_panel, run_every=POLL_S if active else None)(runner, signature)
 
@@ -51,7 +52,8 @@ def preview_panel(request: Request, below: bool) -> None:
     png, why = instant_preview(request)
     st.session_state[PREVIEW_SHOWN_KEY] = png is not None
     if png is not None:
-        st.image(png, caption="Instant preview · press Run to optimise")
+        after = "for the full-size picture" if request.instant else "to optimise"
+        st.image(png, caption=f"Instant preview · press Run {after}")
     elif why and not below:
         st.caption(why)
 
@@ -181,6 +183,10 @@ def progress(shown: Shown) -> None:
         st.progress(0.0, text=text)
         st.caption(" ")  # the stats line's place
         return
+    if shown.model == "Instant":  # one feed-forward pass: no steps, losses or rates to show
+        st.progress(1.0 if view.final else 0.0, text="painted" if view.final else view.phase)
+        st.caption(" ")
+        return
     budget = shown.budget
     done = view.step - view.first_step
     if budget:
@@ -215,7 +221,7 @@ def status(shown: Shown) -> None:
         else:
             st.info(f"Stopped at step {view.step} of {view.steps}")
     elif shown.model == "Instant":
-        st.success(f"Done: painted in {format_duration(view.elapsed)} (instant engine)")
+        st.success(f"Done: painted in {view.elapsed:.1f} s (instant engine)")
     elif view.message and "budget" not in view.message:  # diverged
         st.warning(view.message)
     else:
