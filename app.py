@@ -1,6 +1,7 @@
 """Stransfer's Streamlit page: ``streamlit run app.py``.
 
-The page lives in ``stransfer.page`` (state, runner, inputs, restore, sidebar, output, main);
+The page lives in ``stransfer.page`` (state, inputs, restore, video, sidebar, preview, output,
+main), a client of ``stransfer.service``;
 this file is only the entry point Streamlit runs. The title goes out before the rest of the
 page is even imported. Environment: ``STRANSFER_DATA_DIR`` (default: ``data/``) holds
 ``content/`` and ``style/``; ``STRANSFER_WEIGHTS`` (``random`` or a ``.h5`` file) overrides

@@ -2,12 +2,14 @@
 
 No network and no ImageNet weights: ``STRANSFER_WEIGHTS=random`` builds untrained backbones,
 and ``STRANSFER_DATA_DIR`` points the image pickers at small generated images in a temp folder.
-Jobs run in the page runner's worker process (one for the module: the runner is a Streamlit
-resource), so the page's own process never imports TensorFlow.
+Jobs run in the job service's worker process (``local_service()``, one for the module: it is a
+Streamlit resource; its store under the test's folder), so the page's own process never imports
+TensorFlow.
 """
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import time
@@ -20,14 +22,14 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from stransfer.cli import transfer as cli
-from stransfer.core.plan import RunPlan
+from stransfer.core.plan import RunPlan, seconds_left
 from stransfer.core.settings import TransferSettings
 from stransfer.io.images import MAX_BYTES, encode_png
 from stransfer.io.records import load_record, settings_from_record
 from stransfer.page.inputs import UPLOAD_MB
 from stransfer.page.output import IDLE_TEXT
-from stransfer.page.runner import LocalRunner, remaining_seconds
-from stransfer.service.jobs import JobRequest
+from stransfer.service import LocalService
+from stransfer.service.jobs import JobError, JobRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -92,6 +94,17 @@ def _output_captions(at: AppTest) -> list[str]:
     return [c for image in at.image for c in image.captions if c.startswith("Output")]
 
 
+def _instant_models() -> bool:
+    from stransfer.instant import verify
+
+    try:
+        for name in ("arbitrary_predict", "arbitrary_transform"):
+            verify(name)
+    except Exception:  # missing or damaged: the page shows no preview
+        return False
+    return True
+
+
 def _messages(elements) -> list[str]:
     return [e.value for e in elements]
 
@@ -110,14 +123,18 @@ def test_page_renders_with_defaults(data_dir: Path) -> None:
     assert {"Output size (long side, px)", "Strength", "Style loss weight (β)"} <= labels
     assert not any("Intermediate" in label for label in labels)
     assert "Run ends within 1m00s with its best picture" in " ".join(_messages(at.caption))
-    assert _messages(at.info) == [IDLE_TEXT]
+    previews = [c for i in at.image for c in i.captions if c.startswith("Instant preview")]
+    if _instant_models():  # the instant preview stands where the idle text would
+        assert previews and not _messages(at.info)
+    else:
+        assert not previews and _messages(at.info) == [IDLE_TEXT]
     assert [u.key for u in at.file_uploader] == ["content_upload", "style_upload", "load_settings"]
     assert not at.error
 
 
 def test_the_page_process_never_imports_tensorflow() -> None:
     code = (
-        "import sys; import stransfer.page.main, stransfer.page.worker; "
+        "import sys; import stransfer.page.main, stransfer.page.video, stransfer.service; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -130,10 +147,9 @@ def test_run_shows_output_progress_downloads_and_gallery(data_dir: Path) -> None
     assert _output_captions(at) == ["Output · 100x75"]
     assert at.progress[0].text == "step 2/2"
     keys = [b.key for b in at.download_button]
-    from stransfer.page.main import get_runner
-
-    gif = ["download_gif"] if hasattr(get_runner(), "animation") else []  # kept frames
-    assert keys == ["download", "download_json", *gif, "gallery:1"]
+    assert keys == ["download", "download_json", "download_gif", "gallery:1"]
+    gif = Image.open(io.BytesIO(at.session_state["page"].current.gif))  # the service's GIF
+    assert gif.format == "GIF" and gif.n_frames >= 2 and gif.size == (100, 75)
     assert at.success and at.success[0].value.startswith("Done: 2 steps")
     shown = at.session_state["page"].current
     assert [row[0] for row in shown.rows] == [1, 2]
@@ -170,7 +186,7 @@ def test_continue_counts_on_from_the_last_step(data_dir: Path) -> None:
     assert at.progress[0].text == "step 4/4"
     assert [row[0] for row in shown.rows_before + shown.rows] == [1, 2, 3, 4]  # one chart
     record = load_record(shown.result)
-    assert record.steps_done == 2 and record.extra["continued_after_steps"] == 2
+    assert record.steps_done == 4 and record.extra["continued_from_step"] == 2  # counted on
     assert record.settings["scales"] == 1
 
 
@@ -186,7 +202,7 @@ def test_model_without_weights_says_what_to_do(
     box.set_value("InceptionV3").run()
     (warning,) = _messages(at.sidebar.warning)
     assert warning.startswith("InceptionV3 needs its ImageNet weights")
-    assert "keras.applications.InceptionV3(weights='imagenet'" in warning
+    assert "`python -m stransfer.weights install inceptionv3`" in warning
     assert warning.endswith("or choose VGG19, which works offline.")
     at.button(key="run").click().run()
     assert _messages(at.error) == [warning]  # one sentence, no URL twice, no errno
@@ -258,44 +274,48 @@ def test_load_settings_explains_a_wrong_file(data_dir: Path) -> None:
 def test_eta_counts_the_work_to_come_at_each_scale() -> None:
     plan = RunPlan(shapes=((32, 64), (64, 128)), steps=(4, 6))
     # From the start: 4 coarse steps at a quarter of a full one, then 6 full ones (1 s each).
-    assert remaining_seconds(plan, 1, 0, 1.0, None) == pytest.approx(4 * 0.25 + 6)
-    assert remaining_seconds(plan, 1, 4, 1.0, None) == pytest.approx(6)
-    assert remaining_seconds(plan, 2, 7, 1.0, None) == pytest.approx(3)
-    assert remaining_seconds(plan, 1, 0, 1.0, 2.5) == pytest.approx(2.5)  # a budget caps it
+    assert seconds_left(plan, 1.0) == pytest.approx(4 * 0.25 + 6)
+    assert seconds_left(plan, 1.0, scale=1, step=4) == pytest.approx(6)
+    assert seconds_left(plan, 1.0, scale=2, step=7) == pytest.approx(3)
+    assert seconds_left(plan, 1.0, budget_left=2.5) == pytest.approx(2.5)  # a budget caps it
 
 
-def test_runner_queues_says_what_it_does_and_cancels(data_dir: Path) -> None:
-    runner = LocalRunner("random")
+def test_the_service_queues_says_what_it_does_and_cancels(data_dir: Path) -> None:
+    """What the page relies on from the service: positions, phases, cancel, field errors."""
+    service = LocalService(data_dir / "queue", workers=1).start()
     try:
         content = (data_dir / "content" / "ramp.png").read_bytes()
         style = (data_dir / "style" / "noise.png").read_bytes()
         settings = {"steps": 4, "size": 128, "scales": 2, "precision": "float32"}
-        first = runner.submit(JobRequest(content, [(style, 1.0)], settings, ("c", "s")))
-        second = runner.submit(JobRequest(content, [(style, 1.0)], settings, ("c", "s")))
+        first = service.submit(JobRequest(content, [(style, 1.0)], settings, ("c", "s")))
+        second = service.submit(JobRequest(content, [(style, 1.0)], settings, ("c", "s")))
+        assert service.get(second.id).phase.startswith("queued, position 2")
         deadline = time.monotonic() + TIMEOUT
-        while runner.get(first.id).state == "queued" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert runner.get(second.id).phase == "queued, position 1"
-        third = runner.submit(JobRequest(content, [(style, 1.0)], {"steps": 500}, ("c", "s")))
-        while not runner.get(second.id).final and time.monotonic() < deadline:
+        while service.get(first.id).state == "queued" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.get(second.id).phase.startswith("queued, position 1")
+        third = service.submit(JobRequest(content, [(style, 1.0)], {"steps": 500}, ("c", "s")))
+        while not service.get(second.id).final and time.monotonic() < deadline:
             time.sleep(0.1)
-        phases = [view.phase for view in runner.history(first.id)]
+        phases = [view.phase for view in service.history(first.id)]
         assert "switching to 128x96" in phases, phases  # said during the scale switch
-        assert runner.get(first.id).state == runner.get(second.id).state == "done"
-        assert runner.get(first.id).updated <= runner.get(second.id).updated
-        while runner.get(third.id).step < 2 and time.monotonic() < deadline:
+        assert service.get(first.id).state == service.get(second.id).state == "done"
+        assert service.get(first.id).updated <= service.get(second.id).updated
+        while service.get(third.id).step < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        runner.cancel(third.id)
-        while not runner.get(third.id).final and time.monotonic() < deadline:
+        service.cancel(third.id)
+        while not service.get(third.id).final and time.monotonic() < deadline:
             time.sleep(0.1)
-        view = runner.get(third.id)
+        view = service.get(third.id)
         assert view.state == "cancelled" and 2 <= view.step < 500
-        assert load_record(runner.result(third.id)).extra["status"] == "stopped"
-        with pytest.raises(Exception, match="weight"):
-            runner.submit(JobRequest(content, [(style, 0.0)], {}, ("c", "s")))
+        assert load_record(service.result(third.id)).extra["status"] == "stopped"
+        assert service.animation(third.id)[:6] == b"GIF89a"  # a stopped run has one too
+        with pytest.raises(JobError, match="weight") as refused:
+            service.submit(JobRequest(content, [(style, 0.0)], {}, ("c", "s")))
+        assert refused.value.field == "style_weights"
         assert TransferSettings().steps == 60
     finally:
-        runner.close()
+        service.close()
 
 
 def test_a_time_budget_run_ends_when_promised(data_dir: Path) -> None:

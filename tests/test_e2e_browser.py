@@ -648,7 +648,7 @@ def test_stop_continue_and_stale_marking(new_page, server: Server, tmp_path: Pat
     assert all(done > step for done, total in steps_seen if total == step + 3), steps_seen
     assert any(a.startswith("Done: 3 steps") for a in seen[-1]["alerts"]), seen[-1]
     _, record, _ = download_png(page)
-    assert record.steps_done == 3 and record.extra["continued_after_steps"] == step
+    assert record.steps_done == step + 3 and record.extra["continued_from_step"] == step
     screenshot(page, tmp_path, "e2e_continued")
 
 
@@ -764,3 +764,23 @@ def test_phone_output_first_and_run_closes_the_sidebar(
     output = page.locator('[data-testid="stImage"]').filter(has_text="Output").bounding_box()
     assert output["y"] < PHONE["height"], output  # the result is on the first screen
     screenshot(page, tmp_path, "e2e_phone_done")
+
+
+def test_instant_mode_with_a_builtin_style(new_page, server: Server, tmp_path: Path) -> None:
+    """Issue 8 item 2: the engine choice, a built-in style, its preview, an instant job."""
+    wait_server_idle(server)
+    page = new_page()
+    page.locator(".st-key-engine").get_by_text("Instant", exact=True).click()
+    wait_idle(page)
+    assert page.locator(".st-key-continue").count() == 0  # the optimiser's buttons are gone
+    choose(page, "style_file", "Built-in 3")
+    preview = page.locator('[data-testid="stImage"]').filter(has_text="Instant preview")
+    preview.wait_for(timeout=30_000)
+    follow(page, click_run(page))
+    now = state(page)
+    assert any(a.startswith("Done: painted in") for a in now["alerts"]), now
+    assert now["src"] and now["download"]
+    _, record, _ = download_png(page)
+    assert record.extra["engine"] == "instant"
+    assert record.extra["builtin_weights"] == {"builtin:2": 1.0}  # "Built-in 3" is index 2
+    screenshot(page, tmp_path, "e2e_instant")

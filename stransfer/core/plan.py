@@ -86,3 +86,35 @@ def fit_shape(
         scale *= min_side / short
     low = min_side if enlarged else 1  # guards the raised side against float round-down
     return (max(low, round(height * scale)), max(low, round(width * scale))), enlarged
+
+
+#: A step at a scale with a tiny share of the full size's pixels still costs this much of a
+#: full-size step (fixed costs per step).
+MIN_STEP_COST = 0.05
+
+
+def step_costs(plan: RunPlan) -> list[float]:
+    """Each scale's cost per step relative to a full-size step: convolutions scale with pixels,
+    so a half-size step (a quarter of the pixels) costs about a quarter of a full one."""
+    full = plan.shapes[-1][0] * plan.shapes[-1][1]
+    return [max(MIN_STEP_COST, h * w / full) for h, w in plan.shapes]
+
+
+def seconds_left(
+    plan: RunPlan,
+    full_step_seconds: float,
+    *,
+    scale: int = 1,
+    step: int = 0,
+    budget_left: float | None = None,
+) -> float:
+    """Seconds the plan still takes after ``step`` (1-based over the whole run; 0: before the
+    first) at ``scale`` (1-based): every remaining step of every scale weighted by its cost,
+    capped by what is left of a time budget. ``seconds_left(plan, s)`` is a whole run's
+    length before it starts, for a full-size step of ``s`` seconds."""
+    costs = step_costs(plan)
+    done_before = sum(plan.steps[: scale - 1])
+    left = (plan.steps[scale - 1] - (step - done_before)) * costs[scale - 1]
+    left += sum(n * c for n, c in zip(plan.steps[scale:], costs[scale:], strict=True))
+    seconds = max(0.0, left * full_step_seconds)
+    return seconds if budget_left is None else min(seconds, max(0.0, budget_left))

@@ -1,4 +1,5 @@
-"""The content and style pickers: a file from ``data/<role>/`` or an upload.
+"""The content and style pickers: a file from ``data/<role>/``, an upload or (Instant mode) one
+of the instant engine's 26 built-in styles.
 
 Decoding is cached by file identity, so a widget change elsewhere costs nothing here.
 """
@@ -10,6 +11,7 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from stransfer.io.images import (
@@ -24,6 +26,9 @@ from stransfer.io.images import (
 )
 
 from .state import ImageChoice
+
+BUILTIN_LABEL = "Built-in {}"  # the style picker's entry for built-in style N-1 (1..26)
+SWATCH_SIDE = 192  # a built-in style's picture: a small photo painted in it
 
 PREVIEW_SIDE = 384  # long side of the content/style previews
 # Streamlit shrinks a thumbnail to 120 px wide; a preview thinner than 4 px would become 0 px.
@@ -82,18 +87,62 @@ def _path_choice(path: str, mtime_ns: int, size: int) -> ImageChoice:
     return _decode(f"{path}:{mtime_ns}:{size}", name, data)
 
 
-def file_picker(label: str, role: str, key: str | None = None, default: int = 0) -> ImageChoice:
-    """A selectbox over ``data/<role>/``; ``key`` prefixes the widget key (default: ``role``),
-    ``default`` picks the file shown first (the n-th style picker starts at the n-th file)."""
+def builtin_labels() -> dict[str, int]:
+    """``Built-in 1`` .. ``Built-in 26`` -> the instant engine's built-in style index."""
+    from stransfer.instant import BUILTIN_STYLES  # cheap: no onnxruntime session yet
+
+    return {BUILTIN_LABEL.format(i + 1): i for i in range(len(BUILTIN_STYLES))}
+
+
+def builtin_choice(index: int) -> ImageChoice:
+    """A built-in style as a pick: no file, a small swatch painted in it as its picture."""
+    return ImageChoice(
+        name=BUILTIN_LABEL.format(index + 1),
+        builtin=index,
+        preview=builtin_swatch(index),
+        digest=f"builtin:{index}",
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def builtin_swatch(index: int) -> bytes | None:
+    """A built-in style's picture (the bundled content photo painted in it; about 0.1 s once),
+    or None where the instant models are not installed."""
+    from stransfer.instant import BuiltinStyle, InstantModelError, stylise
+
+    photos = list_images(data_dir() / "content")
+    try:
+        photo = load_image(photos[0]) if photos else np.full((96, 128, 3), 128, np.uint8)
+        image = stylise(photo, BuiltinStyle.of(index), size=SWATCH_SIDE)
+    except (InstantModelError, ValueError, OSError):
+        return None
+    return encode_png(image)
+
+
+def file_picker(
+    label: str,
+    role: str,
+    key: str | None = None,
+    default: int = 0,
+    *,
+    builtins: bool = False,
+) -> ImageChoice:
+    """A selectbox over ``data/<role>/`` (and, with ``builtins``, the 26 built-in styles);
+    ``key`` prefixes the widget key (default: ``role``), ``default`` picks the entry shown
+    first (the n-th style picker starts at the n-th file)."""
     key = key or role
     files = files_of(role)
+    extra = builtin_labels() if builtins else {}
+    options = [*files, *extra]
     name = st.selectbox(
         f"{label} image",
-        list(files),
-        index=default % len(files) if files else 0,
+        options,
+        index=default % len(options) if options else 0,
         key=f"{key}_file",
         placeholder=f"No images in data/{role}/: upload one",
     )
+    if name in extra:
+        return builtin_choice(extra[name])
     choice = from_path(files[name]) if name is not None and name in files else ImageChoice()
     if choice.error:
         st.error(choice.error)

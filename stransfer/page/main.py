@@ -1,40 +1,31 @@
-"""The page's script: draw first, then act on the buttons; the run work goes to the runner.
+"""The page's script: draw first, then act on the buttons; runs are jobs of the service.
 
 Order matters for a cold start: the title, the pickers and the images are sent before
-anything slow happens, and nothing here imports TensorFlow.
+anything slow happens, and nothing here imports TensorFlow: the page is a client of
+``stransfer.service`` (``local_service()``: a durable job store and worker processes).
 """
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
-from stransfer.core.models import ModelError, get_model
-from stransfer.core.plan import plan_run
-from stransfer.core.settings import SettingsError, TransferSettings
+from stransfer.core.events import format_duration
+from stransfer.core.models import ModelError
+from stransfer.core.plan import seconds_left
+from stransfer.core.settings import SettingsError
 from stransfer.io.images import ImageError
-from stransfer.service.jobs import JobRequest
+from stransfer.service.jobs import JobError, JobRequest, JobService
 
 from .output import gallery, output_panel, rate_book
 from .restore import settings_loader
-from .runner import LocalRunner, Runner, estimate_seconds
-from .sidebar import sidebar, sidebar_top, style_label, weights_choice
+from .sidebar import sidebar, sidebar_top, style_label
 from .state import ImageChoice, PageState, Request, Shown, page_state
-
-
-def _job_errors() -> tuple[type[Exception], ...]:
-    from stransfer.service import jobs
-
-    error = getattr(jobs, "JobError", None)
-    return (error,) if isinstance(error, type) else ()
-
+from .video import video_panel
 
 JOB_PARAM = "job"  # the URL's query parameter that names the job on show (reload re-attaches)
 NARROW_PX = 768  # below this width the sidebar covers the page: Run closes it
-# The job service's refusals (``service.jobs.JobError``, where the service defines them) are
-# the user's too: they say what is wrong with the request.
-USER_ERRORS = (ImageError, SettingsError, ModelError, ValueError, *_job_errors())
+# The job service's refusals (``JobError``, with ``.field``) say what is wrong with the request.
+USER_ERRORS = (JobError, ImageError, SettingsError, ModelError, ValueError)
 
 CSS = """
 <style>
@@ -58,21 +49,12 @@ if (window.innerWidth < {NARROW_PX}) {{
 
 
 @st.cache_resource(show_spinner=False)
-def get_runner() -> Runner:
-    """The job service the page is a client of (one per server process).
+def get_runner() -> JobService:
+    """The job service the page is a client of: the process's ``local_service()`` (jobs in
+    ``$STRANSFER_DATA``, ``$STRANSFER_WORKERS`` worker processes, or ``$STRANSFER_BROKER``)."""
+    from stransfer.service import local_service
 
-    ``stransfer.service.local_service()`` (durable jobs, worker processes) where the service
-    provides it, unless ``STRANSFER_PAGE_RUNNER=local``; otherwise ``LocalRunner``, which
-    serves the same contract with one worker process and no store.
-    """
-    if os.environ.get("STRANSFER_PAGE_RUNNER", "service") != "local":
-        try:
-            from stransfer.service import local_service
-        except ImportError:
-            pass
-        else:
-            return local_service()
-    return LocalRunner(weights_choice())
+    return local_service()
 
 
 def main() -> None:
@@ -104,6 +86,9 @@ def main() -> None:
     top.promise.caption(promise_text(request))
     with panel:
         output_panel(runner, request)
+    if request.instant:
+        with output_col:
+            video_panel(request)
     gallery(state)
     if started:
         with st.sidebar:
@@ -136,7 +121,7 @@ def missing_image(request: Request) -> str | None:
     labelled = [("content", "content", request.content)]
     labelled += [(style_label(i)[0].lower(), "style", c) for i, c in enumerate(request.styles)]
     for label, role, choice in labelled:
-        if choice.data is None:
+        if not choice.ready:
             return sentence(
                 ImageError(
                     choice.error
@@ -146,28 +131,38 @@ def missing_image(request: Request) -> str | None:
     return None
 
 
-def start(request: Request, state: PageState, runner: Runner) -> bool:
+def start(request: Request, state: PageState, runner: JobService) -> bool:
     """Submit Run or Continue as a job; on a problem, say it in one sentence instead."""
     state.error = missing_image(request) or request.problem
     if state.error:
         return False
     fields = dict(request.fields)
-    resume_from, rows_before = None, []
+    resume_from, rows_before, first_step = None, [], 0
     if request.resume:
         last = latest_result(state)
-        if last is None:
+        if last is None or last.view is None:
             state.error = "There is no result to continue yet: press Run first."
             return False
         fields["scales"] = 1  # a coarse scale would blur the result again
         resume_from, rows_before = last.result, last.rows_before + last.rows
+        first_step = last.view.step  # the continued run counts on from here
     if state.current is not None and not state.current.final:
         runner.cancel(state.current.job_id)  # a new run replaces the one in progress
+    files = [(c, w) for c, w in zip(request.styles, request.mix, strict=True) if c.builtin is None]
+    builtins = {
+        str(c.builtin): w
+        for c, w in zip(request.styles, request.mix, strict=True)
+        if c.builtin is not None
+    }
+    if builtins:
+        fields["builtin"] = builtins  # the service says it if images are blended in too
     job = JobRequest(
         content=request.content.data,
-        styles=[(c.data, w) for c, w in zip(request.styles, request.mix, strict=True)],
+        styles=[(c.data, w) for c, w in files],
         settings=fields,
         names=[request.content.name or "", *(c.name or "" for c in request.styles)],
         resume_from=resume_from,
+        first_step=first_step,
     )
     try:
         view = runner.submit(job)
@@ -182,10 +177,10 @@ def start(request: Request, state: PageState, runner: Runner) -> bool:
             content=request.content.name or "",
             styles=tuple(c.name or "" for c in request.styles),
             colour=fields["preserve_color"],
-            model=fields["model"],
+            model="Instant" if request.instant else fields["model"],
             strength=fields["strength"],
             signature=request.signature(),
-            budget=fields["max_seconds"],
+            budget=fields.get("max_seconds"),
             rows_before=rows_before,
             view=view,
             notices=plan_notices(request, fields),
@@ -202,12 +197,12 @@ def latest_result(state: PageState) -> Shown | None:
     return None
 
 
-def stop(state: PageState, runner: Runner) -> None:
+def stop(state: PageState, runner: JobService) -> None:
     if state.current is not None and not state.current.final:
         runner.cancel(state.current.job_id)
 
 
-def reattach(state: PageState, runner: Runner) -> None:
+def reattach(state: PageState, runner: JobService) -> None:
     """A reload or a second tab with the job's URL shows that job (running or done)."""
     job_id = st.query_params.get(JOB_PARAM)
     if state.current is not None or not job_id:
@@ -234,13 +229,19 @@ def reattach(state: PageState, runner: Runner) -> None:
     )
 
 
+def recipe_of(fields: dict):
+    """The library's recipe for the optimiser's fields (raises the user's error)."""
+    from stransfer.core.recipe import make_recipe
+
+    return make_recipe({k: v for k, v in fields.items() if k not in ("engine", "builtin")})
+
+
 def plan_notices(request: Request, fields: dict) -> tuple[str, ...]:
     shape = request.content.shape
-    if shape is None:
+    if shape is None or request.instant:
         return ()
     try:
-        settings = TransferSettings.from_dict(fields)
-        plan = plan_run(shape, settings, get_model(settings.model).min_side)
+        plan = recipe_of(fields).plan(shape)
     except USER_ERRORS:
         return ()
     return tuple(sentence(ValueError(notice)) + "." for notice in plan.notices)
@@ -249,10 +250,13 @@ def plan_notices(request: Request, fields: dict) -> tuple[str, ...]:
 def promise_text(request: Request) -> str:
     """How long Run will take, said before it is pressed."""
     fields = request.fields
+    if request.instant:
+        return (
+            f"Run paints at {fields['size']} px in about a second (the preview below is "
+            "already the instant engine's picture)."
+        )
     budget = fields["max_seconds"]
     if budget:
-        from stransfer.core.events import format_duration
-
         return (
             f"Run ends within {format_duration(budget)} with its best picture "
             "(the first run also loads the model)."
@@ -264,12 +268,9 @@ def promise_text(request: Request) -> str:
             "a time budget says it in advance."
         )
     try:
-        settings = TransferSettings.from_dict(fields)
-        plan = plan_run(request.content.shape, settings, get_model(settings.model).min_side)
+        plan = recipe_of(fields).plan(request.content.shape)
     except USER_ERRORS:
         return ""
     height, width = plan.output_shape
-    seconds = estimate_seconds(plan, rate * height * width / 1e6, None)
-    from stransfer.core.events import format_duration
-
-    return f"About {format_duration(seconds or 0)} for {fields['steps']} steps (measured here)."
+    seconds = seconds_left(plan, rate * height * width / 1e6)
+    return f"About {format_duration(seconds)} for {fields['steps']} steps (measured here)."

@@ -16,10 +16,9 @@ import streamlit as st
 from stransfer.core.events import format_duration
 from stransfer.io.images import ImageError
 from stransfer.io.records import load_record
-from stransfer.service.jobs import JobView
+from stransfer.service.jobs import JobService, JobView
 
 from .preview import instant_preview
-from .runner import Runner
 from .state import PageState, Request, Shown, page_state
 
 # The panel's redraw interval during a job: a 512 px step takes 1-5 s on 2 cores, and every
@@ -36,14 +35,15 @@ def rate_book() -> dict[tuple[str, str], float]:
     return {}
 
 
-def output_panel(runner: Runner, request: Request) -> None:
+def output_panel(runner: JobService, request: Request) -> None:
     """Draw (and, while a job runs, keep redrawing) the Output panel; before Run (or when the
     result on show was made with other settings) the instant preview of the current picks."""
     active = (current := page_state().current) is not None and not current.final
     signature = request.signature()
     shown = current if current is not None and current.image is not None else None
     st.session_state[PREVIEW_SHOWN_KEY] = False
-    if not active and (shown is None or shown.signature != signature):
+    # A re-attached job (no signature: its settings are not the sidebar's) keeps the panel.
+    if not active and (shown is None or shown.signature not in ("", signature)):
         preview_panel(request, below=shown is not None)
     st.fragment(_panel, run_every=POLL_S if active else None)(runner, signature)
 
@@ -52,12 +52,13 @@ def preview_panel(request: Request, below: bool) -> None:
     png, why = instant_preview(request)
     st.session_state[PREVIEW_SHOWN_KEY] = png is not None
     if png is not None:
-        st.image(png, caption="Instant preview · press Run to optimise")
+        after = "for the full-size picture" if request.instant else "to optimise"
+        st.image(png, caption=f"Instant preview · press Run {after}")
     elif why and not below:
         st.caption(why)
 
 
-def _panel(runner: Runner, signature: str) -> None:
+def _panel(runner: JobService, signature: str) -> None:
     state = page_state()
     shown = state.current
     ended_now = False
@@ -68,7 +69,7 @@ def _panel(runner: Runner, signature: str) -> None:
         st.rerun(scope="app")  # stop polling; the gallery and buttons catch up
 
 
-def poll(runner: Runner, shown: Shown, state: PageState) -> bool:
+def poll(runner: JobService, shown: Shown, state: PageState) -> bool:
     """Fetch the job's news into ``shown``; True when it has just ended."""
     try:
         view = runner.get(shown.job_id)
@@ -89,7 +90,7 @@ def poll(runner: Runner, shown: Shown, state: PageState) -> bool:
     return True
 
 
-def finish(runner: Runner, shown: Shown, state: PageState) -> None:
+def finish(runner: JobService, shown: Shown, state: PageState) -> None:
     """Keep the final PNG, its record, the animation and the measured speed."""
     view = shown.view
     assert view is not None
@@ -107,7 +108,8 @@ def finish(runner: Runner, shown: Shown, state: PageState) -> None:
         shown.content = str(record.extra.get("content", ""))
         shown.styles = tuple(map(str, record.extra.get("styles", ())))
         shown.colour = str(record.settings.get("preserve_color", "none"))
-        shown.model = str(record.settings.get("model", ""))
+        instant = record.extra.get("engine") == "instant"
+        shown.model = "Instant" if instant else str(record.settings.get("model", ""))
         shown.strength = float(record.extra.get("strength", 100.0))
     if view.state == "done" and view.seconds_per_step > 0 and shown.result is not None:
         record = load_record(shown.result)
@@ -181,6 +183,10 @@ def progress(shown: Shown) -> None:
         st.progress(0.0, text=text)
         st.caption(" ")  # the stats line's place
         return
+    if shown.model == "Instant":  # one feed-forward pass: no steps, losses or rates to show
+        st.progress(1.0 if view.final else 0.0, text="painted" if view.final else view.phase)
+        st.caption(" ")
+        return
     budget = shown.budget
     done = view.step - view.first_step
     if budget:
@@ -214,6 +220,8 @@ def status(shown: Shown) -> None:
             st.info(f"Stopped at step {view.step}")
         else:
             st.info(f"Stopped at step {view.step} of {view.steps}")
+    elif shown.model == "Instant":
+        st.success(f"Done: painted in {view.elapsed:.1f} s (instant engine)")
     elif view.message and "budget" not in view.message:  # diverged
         st.warning(view.message)
     else:
@@ -297,7 +305,8 @@ def gallery_caption(shown: Shown) -> str:
     assert view is not None
     styles = " + ".join(shown.styles)
     colour = "colour: style's" if shown.colour == "none" else f"colour: {shown.colour}"
+    made = "instant" if shown.model == "Instant" else f"{shown.model} · {view.step} steps"
     return (
-        f"Run {shown.number} · {shown.content} × {styles} · {colour} · {shown.model} · "
-        f"{view.step} steps · strength {shown.strength:.0f}%"
+        f"Run {shown.number} · {shown.content} × {styles} · {colour} · {made} · "
+        f"strength {shown.strength:.0f}%"
     )

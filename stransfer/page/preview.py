@@ -1,7 +1,8 @@
 """The instant preview: the feed-forward stylisation of the current picks, shown before Run.
 
-It comes from ``stransfer.instant`` (onnxruntime, no TensorFlow) where that engine and its
-models are installed; otherwise the page simply shows no preview (or one sentence on how to get
+It comes from ``stransfer.instant`` (onnxruntime, no TensorFlow), computed in the page's own
+process so it never waits behind anyone's optimisation in the job queue, where its models are
+installed; otherwise the page simply shows no preview (or one sentence on how to get
 it). Cached by the inputs, so only a change of content, style(s), shares, strength, colour mode
 or size computes a new one.
 """
@@ -9,6 +10,7 @@ or size computes a new one.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import streamlit as st
 
@@ -29,10 +31,13 @@ def available() -> bool:
 
 def instant_preview(request: Request) -> tuple[bytes | None, str | None]:
     """(PNG of the preview, None) or (None, a sentence why there is none, or None)."""
-    if request.content.data is None or any(c.data is None for c in request.styles):
+    if request.content.data is None or not all(c.ready for c in request.styles):
         return None, None
     if not available() or not any(w > 0 for w in request.mix):
         return None, None
+    builtins = [c.builtin is not None for c in request.styles]
+    if any(builtins) and not all(builtins):
+        return None, "No instant preview: blend built-in styles with built-ins, images with images."
     fields = request.fields
     return _preview(
         request.content.digest,
@@ -42,7 +47,7 @@ def instant_preview(request: Request) -> tuple[bytes | None, str | None]:
         str(fields["preserve_color"]),
         min(int(fields["size"]), PREVIEW_MAX_SIDE),
         request.content.data,
-        [c.data for c in request.styles],
+        [c.data if c.builtin is None else c.builtin for c in request.styles],
     )
 
 
@@ -55,18 +60,25 @@ def _preview(
     colour: str,
     size: int,
     _content: bytes,
-    _styles: list[bytes],
+    _styles: list[bytes | int],
 ) -> tuple[bytes | None, str | None]:
-    from stransfer.instant import InstantModelError, instant
+    from stransfer.instant import BuiltinStyle, InstantModelError, instant
 
     del content_key, style_keys  # the cache key (the bytes are not hashed)
     try:
         content = load_image(io.BytesIO(_content))
-        styles = [
-            (load_image(io.BytesIO(data)), weight)
-            for data, weight in zip(_styles, mix, strict=True)
-            if weight > 0
-        ]
+        styles: Any
+        if all(isinstance(style, int) for style in _styles):  # built-in styles: one blend
+            blend: dict[int, float] = {}
+            for index, weight in zip(_styles, mix, strict=True):
+                blend[index] = blend.get(index, 0.0) + weight
+            styles = BuiltinStyle.of(blend)
+        else:
+            styles = [
+                (load_image(io.BytesIO(data)), weight)
+                for data, weight in zip(_styles, mix, strict=True)
+                if weight > 0
+            ]
         image = instant(content, styles, size=size, strength=strength, preserve_color=colour)
     except InstantModelError as err:
         return None, f"No instant preview: {err}"

@@ -1,4 +1,8 @@
-"""The sidebar: the essentials above the fold, the rest in a few named groups.
+"""The sidebar: the engine choice, the essentials above the fold, the rest in a few groups.
+
+Two engines: Optimise (the Gatys explorer: model, time or steps, loss weights, layers) and
+Instant (the feed-forward engine: size, strength, colours, a blend that may use the 26 built-in
+styles, and a short video).
 
 Everything here is cheap (no TensorFlow, cached images), so a widget change reruns in
 milliseconds. The values become a ``Request``; the settings' own ranges are checked by the
@@ -26,6 +30,7 @@ from stransfer.core.strength import strength_to_weights
 
 from .inputs import file_picker, upload_picker
 from .state import MAX_STYLES, ImageChoice, Request
+from .video import video_uploader
 
 DEFAULTS = TransferSettings()
 LAYER_WEIGHT_MAX = 10.0
@@ -38,6 +43,9 @@ BUDGET_MIN = 5
 DEFAULT_BUDGET = 60  # s: the default promise (a finished picture in a minute)
 RUN_FOR = ("time", "steps")
 LAYERS_VERSION_KEY = "layers_version"  # bumped by Load settings to rebuild the layer editor
+ENGINES = {"optimise": "Optimise", "instant": "Instant"}  # engine -> its label
+INSTANT_SIZE_RANGE = (64, 1600)  # the instant engine keeps real detail up to 1600 px and more
+INSTANT_DEFAULT_SIZE = 512
 
 
 def weights_choice() -> str | None:
@@ -50,12 +58,12 @@ def model_problems(weights: str | None) -> dict[str, str]:
     """Model name -> one sentence on what to do, for every model that cannot run here."""
     if weights is not None:  # random or a user file: every model builds
         return {}
-    from stransfer.weights import INSTALL_CMD, WeightsError, _local_weights
+    from stransfer.weights import INSTALL_CMD, WeightsError, local_weights
 
     problems = {}
     for name in MODEL_NAMES:
         try:
-            found = _local_weights(name)
+            found = local_weights(name)
         except WeightsError as err:
             problems[name] = f"{name}'s weights file is damaged: {err}."
             continue
@@ -67,10 +75,9 @@ def model_problems(weights: str | None) -> dict[str, str]:
 def missing_weights(spec: ModelSpec, install_cmd: str) -> str:
     if spec.offline:
         return f"{spec.name}'s weights are not installed yet: run `{install_cmd}` once."
-    fetch = (
-        f'python -c "import keras; keras.applications.{spec.keras_name}'
-        f"(weights='imagenet', include_top=False)\""
-    )
+    from stransfer.weights import FETCH_CMD
+
+    fetch = f"{FETCH_CMD} {spec.name.lower()}"
     return (
         f"{spec.name} needs its ImageNet weights, which are not on this machine: fetch them "
         f"once while online with `{fetch}`, or choose VGG19, which works offline."
@@ -87,27 +94,43 @@ class Top:
     promise: Any  # a placeholder for the time Run will take
     content: ImageChoice
     style: ImageChoice
+    engine: str = "optimise"
 
 
 def sidebar_top() -> Top:
-    """Run, Continue, Stop and the two image pickers."""
+    """The engine, Run (Continue and Stop for the optimiser) and the two image pickers."""
     with st.sidebar:
+        engine = st.radio(
+            "Engine",
+            list(ENGINES),
+            key="engine",
+            horizontal=True,
+            format_func=ENGINES.__getitem__,
+            help="Optimise: the picture is painted step by step, every setting yours (seconds "
+            "to minutes). Instant: a feed-forward network paints it in about a second, also "
+            "from 26 built-in styles and for short videos.",
+        )
+        instant = engine == "instant"
         with st.container(horizontal=True, key="run_buttons"):
             run = st.button("Run", key="run", type="primary")
-            resume = st.button(
-                "Continue",
-                key="continue",
-                help="Go on from the last result with the current settings, at full size.",
-            )
-            stop = st.button("Stop", key="stop")
+            resume = stop = False
+            if not instant:
+                resume = st.button(
+                    "Continue",
+                    key="continue",
+                    help="Go on from the last result with the current settings, at full size.",
+                )
+                stop = st.button("Stop", key="stop")
         promise = st.empty()
         content = file_picker("Content", "content")
-        style = file_picker("Style", "style")
-    return Top(run, resume, stop, promise, content, style)
+        style = file_picker("Style", "style", builtins=instant)
+    return Top(run, resume, stop, promise, content, style, engine)
 
 
 def sidebar(top: Top) -> Request:
     """The rest of the sidebar; returns the request."""
+    if top.engine == "instant":
+        return instant_sidebar(top)
     with st.sidebar:
         problems = model_problems(weights_choice())
         model = st.selectbox(
@@ -154,6 +177,48 @@ def sidebar(top: Top) -> Request:
     )
 
 
+def instant_sidebar(top: Top) -> Request:
+    """Instant mode: its own size, strength, colours and blend (built-in styles included)."""
+    with st.sidebar:
+        size = st.slider(
+            "Output size (long side, px)",
+            *INSTANT_SIZE_RANGE,
+            INSTANT_DEFAULT_SIZE,
+            4,
+            key="instant_size",
+            help="The instant engine paints at this size with real detail (about 1 s at "
+            "512 px, 8 s at 1600 px on 2 cores).",
+        )
+        strength = st.slider(
+            "Strength",
+            0.0,
+            100.0,
+            100.0,
+            1.0,
+            format="%.0f%%",
+            key="instant_strength",
+            help="0% returns the photo; 100% is the network's full painting.",
+        )
+        colour = st.selectbox(
+            "Keep the photo's colours",
+            COLOR_MODES,
+            index=COLOR_MODES.index(DEFAULTS.preserve_color),
+            key="instant_preserve_color",
+            help="luminance: paint the brightness only; histogram: the style's strokes in the "
+            "photo's palette.",
+        )
+        content, first_style = uploads(top.content, top.style)
+        styles, mix = blend(first_style, prefix="instant_", builtins=True)
+        video = video_uploader()
+    fields: dict[str, Any] = {
+        "engine": "instant",
+        "size": int(size),
+        "strength": float(strength),
+        "preserve_color": colour,
+    }
+    return Request(content, styles, fields, mix, False, None, top.run, video=video)
+
+
 def time_or_steps() -> tuple[dict[str, Any], bool]:
     """A time budget by default (the page can promise when it ends), steps as an option."""
     mode = st.radio(
@@ -188,21 +253,28 @@ def uploads(content: ImageChoice, style: ImageChoice) -> tuple[ImageChoice, Imag
     return content, style
 
 
-def blend(first: ImageChoice) -> tuple[list[ImageChoice], list[float]]:
-    """Up to MAX_STYLES style images, each with a blend weight (%) when there are several."""
+def blend(
+    first: ImageChoice, *, prefix: str = "", builtins: bool = False
+) -> tuple[list[ImageChoice], list[float]]:
+    """Up to MAX_STYLES style images, each with a blend weight (%) when there are several.
+
+    ``prefix`` keeps each engine's blend controls apart; ``builtins`` lists the built-in
+    styles in the pickers (a blend is either all built-ins or all images)."""
     with st.expander("Blend several styles"):
         count = st.number_input(
             "Style images",
             1,
             MAX_STYLES,
             1,
-            key="style_count",
-            help="Blend several styles: each gets its own image and weight.",
+            key=f"{prefix}style_count",
+            help="Blend several styles: each gets its own image and weight."
+            + (" Blend built-in styles with built-ins, images with images." if builtins else ""),
         )
         styles, mix = [first], []
         for index in range(1, int(count)):
             label, key = style_label(index)
-            styles.append(upload_picker(label, key, file_picker(label, "style", key, index)))
+            picked = file_picker(label, "style", prefix + key, index, builtins=builtins)
+            styles.append(upload_picker(label, prefix + key, picked))
         for index in range(int(count)):
             if count > 1:
                 label = style_label(index)[0]
@@ -213,7 +285,7 @@ def blend(first: ImageChoice) -> tuple[list[ImageChoice], list[float]]:
                     100.0,
                     1.0,
                     format="%.0f%%",
-                    key=f"style_mix:{index}",
+                    key=f"{prefix}style_mix:{index}",
                 )
                 mix.append(float(weight))
             else:
@@ -281,7 +353,8 @@ def optimiser_options() -> dict[str, Any]:
             INITS,
             index=INITS.index(DEFAULTS.init),
             key="init",
-            help="Start from the content image, seeded noise, or the first style image.",
+            help="Start from the content image, seeded noise, the first style image, or the "
+            "instant engine's painting (the style's palette from the first step).",
         )
         seed = st.number_input("Seed", 0, SEED_MAX, DEFAULTS.seed, key="seed")
     return {

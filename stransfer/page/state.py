@@ -30,6 +30,12 @@ class ImageChoice:
     preview: bytes | None = None
     error: str | None = None
     digest: str = ""
+    builtin: int | None = None  # one of the instant engine's built-in styles (no file)
+
+    @property
+    def ready(self) -> bool:
+        """An image to send: a file's bytes or a built-in style."""
+        return self.data is not None or self.builtin is not None
 
 
 @dataclass
@@ -38,13 +44,19 @@ class Request:
 
     content: ImageChoice
     styles: list[ImageChoice]
-    fields: dict[str, Any]  # settings field -> value (β and TV at 100 %), plus ``strength``
+    # settings field -> value (β and TV at 100 %), plus ``strength`` and ``engine``
+    fields: dict[str, Any]
     mix: list[float] = field(default_factory=lambda: [100.0])  # blend weight per style, %
     budget_mode: bool = True
     problem: str | None = None  # a sentence that stops Run (e.g. a model without weights)
     run: bool = False
     stop: bool = False
     resume: bool = False
+    video: Any = None  # the Instant mode's video upload (an UploadedFile), or None
+
+    @property
+    def instant(self) -> bool:
+        return self.fields.get("engine") == "instant"
 
     def signature(self) -> str:
         """Identifies the inputs and settings: a result made from others is out of date."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..core.recipe import Recipe, make_recipe, recipe_values
+from ..io.animation import FrameRecorder, encode_animation
 from ..io.images import encode_png, load_image
 from ..io.records import RunInputs, png_metadata, recipe_record
 
@@ -23,6 +24,9 @@ from ..io.records import RunInputs, png_metadata, recipe_record
 CHECKPOINT_SECONDS = 5.0
 #: Least seconds between two preview frames.
 FRAME_SECONDS = 0.5
+#: Frames and long side of the run's animation (``animation.gif`` beside the result): small,
+#: so a long run's GIF stays a quick download.
+ANIMATION_FRAMES, ANIMATION_SIDE = 40, 256
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Outcome:
     result_png: bytes | None = None
     record_json: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    animation_gif: bytes | None = None  # the run's evolution (this attempt's steps)
 
 
 class Reporter(Protocol):
@@ -168,6 +173,7 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
     else:
         reporter.phase("starting")
     last = None
+    frames = FrameRecorder(ANIMATION_FRAMES, ANIMATION_SIDE)
     last_frame = last_checkpoint = clock()
     events = run_recipe(
         running, content, styles, extractor, init_image=start, should_stop=should_stop
@@ -181,6 +187,7 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
                 elapsed=event.elapsed + run.elapsed_before,
             )
             last = event
+            frames.add(event.image)
             now = clock()
             local = event.step - run.done_before
             if local in ends[:-1]:
@@ -201,14 +208,31 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
     if last is None:
         return Outcome("failed", "the run produced no image")
     png, record_json = record_png(last)
+    gif = _animation(frames)
     if stop and stop[-1] != "cancel":  # shutting down, or the job was given to another worker
         reporter.checkpoint(encode_png(last.image), last.step, last.elapsed)
         return Outcome("released", f"worker stopped; continuing from step {last.step}")
     if last.status == "stopped":
-        return Outcome("cancelled", f"cancelled at step {last.step} of {total}", png, record_json)
+        return Outcome(
+            "cancelled",
+            f"cancelled at step {last.step} of {total}",
+            png,
+            record_json,
+            animation_gif=gif,
+        )
     if last.status == "diverged":
-        return Outcome("failed", last.message, png, record_json)
-    return Outcome("done", last.message, png, record_json)
+        return Outcome("failed", last.message, png, record_json, animation_gif=gif)
+    return Outcome("done", last.message, png, record_json, animation_gif=gif)
+
+
+def _animation(frames: FrameRecorder) -> bytes | None:
+    """The GIF of the recorded frames (None for a one-step run, or one that cannot be made)."""
+    if frames.added < 2:
+        return None
+    try:
+        return encode_animation(frames.frames)
+    except ValueError:  # e.g. even the smallest GIF is over the size limit: no animation
+        return None
 
 
 def _view(event: Any, phase: str) -> dict[str, Any]:

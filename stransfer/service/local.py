@@ -82,6 +82,13 @@ class LocalService:
     def result(self, job_id: str) -> bytes:
         return self.store.result(job_id)
 
+    def animation(self, job_id: str) -> bytes | None:
+        """The run's evolution as a looping GIF once the job has ended (None: no animation,
+        e.g. an instant job, or one run through the broker)."""
+        if not self.store.get(job_id).final:  # NoSuchJob for ids that are not ours
+            return None
+        return self.store.file(job_id, "animation.gif")
+
     def cancel(self, job_id: str) -> JobView:
         view = self.store.cancel(job_id)
         if self._bridge is not None:

@@ -9,6 +9,7 @@
         jobs/<id>/frame.png        the latest preview frame
         jobs/<id>/result.png       the result, its run record in the PNG metadata
         jobs/<id>/result.json      the same record as JSON
+        jobs/<id>/animation.gif    the run's evolution (an optimise job that ended)
 
 Every file is written atomically (``io.images.write_bytes_atomic``) and a job's files are on disk
 before its row is committed, so a job the API acknowledged can always run. Job ids are random
@@ -563,11 +564,15 @@ class Store:
         message: str = "",
         result_png: bytes | None = None,
         record_json: str | None = None,
+        animation_gif: bytes | None = None,
     ) -> bool:
-        """End the job: ``done``, ``failed`` or ``cancelled``, with its result if any."""
+        """End the job: ``done``, ``failed`` or ``cancelled``, with its result (and the run's
+        animation) if any."""
         folder = self.folder(job_id)
         if not self.owns(job_id, attempt):
             return False
+        if animation_gif is not None:
+            write_bytes_atomic(folder / "animation.gif", animation_gif)
         if result_png is not None:
             write_bytes_atomic(folder / "result.png", result_png)
             write_bytes_atomic(folder / "frame.png", result_png)

@@ -161,6 +161,7 @@ class Worker:
                 outcome.message,
                 outcome.result_png,
                 outcome.record_json,
+                outcome.animation_gif,
             )
 
 
