@@ -179,10 +179,11 @@ class TransferSettings:
         ),
     )
     init: str = _setting(
-        "content",
+        "instant",
         FieldInfo(
-            "start from the content image, random noise, the first style image, or the instant "
-            "engine's feed-forward result",
+            "start from the instant engine's feed-forward result (the default: measured to "
+            "reach a lower style distance at every budget), the content image, random noise, "
+            "or the first style image",
             choices=INITS,
         ),
     )

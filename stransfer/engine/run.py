@@ -63,8 +63,9 @@ def run_recipe(
     """
     check_style_weights(recipe.style_weights, len(styles))
     pairs = list(zip(styles, recipe.style_weights, strict=True))
-    if init_image is None and recipe.settings.init == "instant":
+    if init_image is None and recipe.settings.init == "instant" and recipe.strength > 0:
         # The optimiser starts from the feed-forward result (a painted image in about a second).
+        # At strength 0 there is nothing to paint: the run starts from the content exactly.
         init_image = instant_init(content, pairs, recipe.settings, strength=recipe.strength)
     return transfer(
         content,
@@ -107,6 +108,10 @@ def transfer(
     check_style_weights([w for _, w in styles], len(styles))
 
     plan = plan_run(content.shape[:2], settings, extractor.backbone.min_side)
+    if init_image is None and settings.init == "instant" and settings.style_weight > 0:
+        # Start from the feed-forward result: a painted image in about a second (run_recipe
+        # passes one made at the run's strength; here it is made at full strength).
+        init_image = instant_init(content, styles, settings)
     content, styles, present = _color_mode(settings.preserve_color, content, styles)
     assert settings.content_layers is not None and settings.style_layers is not None
     objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
@@ -125,7 +130,7 @@ def transfer(
     image: np.ndarray | None = None
     coarse_content = content
     # Started from the content, each finer scale gets back the detail the coarser one lacked.
-    keep_detail = settings.init == "content" and init_image is None
+    keep_detail = settings.init in ("content", "instant") and init_image is None
     for scale_index, (shape, scale_steps) in enumerate(zip(plan.shapes, plan.steps, strict=True)):
         scale_start = time.perf_counter()
         content_at = resize_to(content, *shape).astype(np.float32)
