@@ -20,6 +20,7 @@ from ..core.plan import RunPlan, fit_shape, plan_run
 from ..core.recipe import Recipe, check_style_weights
 from ..core.settings import SettingsError, TransferSettings
 from ..instant import instant_init
+from ..instant.models import InstantModelError
 from ..io import color
 from ..io.images import resize_to, to_uint8
 from .backbones import Backbone
@@ -66,7 +67,7 @@ def run_recipe(
     if init_image is None and recipe.settings.init == "instant" and recipe.strength > 0:
         # The optimiser starts from the feed-forward result (a painted image in about a second).
         # At strength 0 there is nothing to paint: the run starts from the content exactly.
-        init_image = instant_init(content, pairs, recipe.settings, strength=recipe.strength)
+        init_image = instant_start(content, pairs, recipe.settings, strength=recipe.strength)
     return transfer(
         content,
         pairs,
@@ -111,7 +112,7 @@ def transfer(
     if init_image is None and settings.init == "instant" and settings.style_weight > 0:
         # Start from the feed-forward result: a painted image in about a second (run_recipe
         # passes one made at the run's strength; here it is made at full strength).
-        init_image = instant_init(content, styles, settings)
+        init_image = instant_start(content, styles, settings)
     content, styles, present = _color_mode(settings.preserve_color, content, styles)
     assert settings.content_layers is not None and settings.style_layers is not None
     objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
@@ -212,6 +213,22 @@ def transfer(
             )
             if deadline is not None and now - start >= deadline:
                 break  # this scale's share of the time budget is spent: go finer
+
+
+def instant_start(
+    content: np.ndarray,
+    styles: Sequence[tuple[np.ndarray, float]],
+    settings: TransferSettings,
+    strength: float = 100.0,
+) -> np.ndarray:
+    """``instant.instant_init``, with the other way to start named when its models are missing."""
+    try:
+        return instant_init(content, styles, settings, strength=strength)
+    except InstantModelError as err:
+        raise InstantModelError(
+            f"{err} (the optimiser starts from the instant result by default; "
+            "init content starts from the photo without it)"
+        ) from None
 
 
 def _color_mode(
