@@ -562,12 +562,17 @@ def test_sidebar_essentials_above_the_fold(new_page, tmp_path: Path) -> None:
     screenshot(page, tmp_path, "e2e_wide_idle")
 
 
+#: Steps of the streaming test: enough that a warm worker's run spans several preview frames
+#: (frames come at most every 0.5 s), so seeing two different frames is not left to chance.
+STREAM_STEPS = 15
+
+
 def test_run_streams_images_and_downloads_a_png(
     new_page, server: Server, e2e_data: Path, tmp_path: Path
 ) -> None:
     wait_server_idle(server)
     page = new_page()
-    configure(page, "wide.png", "stripes.png", steps=5, model="VGG16")
+    configure(page, "wide.png", "stripes.png", steps=STREAM_STEPS, model="VGG16")
     before = {name: heading_y(page, name) for name in ("Content", "Style", "Output")}
     timeline = follow(page, click_run(page), until=lambda s: step_of_or_0(s) >= 2)
     during = {name: heading_y(page, name) for name in ("Content", "Style", "Output")}
@@ -576,11 +581,15 @@ def test_run_streams_images_and_downloads_a_png(
     assert before == during == after, (before, during, after)  # headings do not jump
 
     assert len(timeline.sources) >= 2 or len(timeline.observed) >= 2, timeline
-    assert timeline.final["progress"].startswith("step 5/5"), timeline.final
-    assert [step_of(p)[1] for p in timeline.progress if p.startswith("step")] == [5] * len(
-        [p for p in timeline.progress if p.startswith("step")]
+    assert timeline.final["progress"].startswith(f"step {STREAM_STEPS}/{STREAM_STEPS}"), (
+        timeline.final
     )
-    assert any(a.startswith("Done: 5 steps") for a in timeline.final["alerts"]), timeline.final
+    assert [step_of(p)[1] for p in timeline.progress if p.startswith("step")] == [
+        STREAM_STEPS
+    ] * len([p for p in timeline.progress if p.startswith("step")])
+    assert any(a.startswith(f"Done: {STREAM_STEPS} steps") for a in timeline.final["alerts"]), (
+        timeline.final
+    )
     width, height = expected_shape("wide.png")
     assert timeline.final["caption"] == f"Output · {width}x{height}"
     assert IDLE_TEXT not in timeline.final["alerts"]
@@ -589,12 +598,15 @@ def test_run_streams_images_and_downloads_a_png(
     assert image.size == (width, height)
     assert name == "stransfer_wide_stripes.png"
     settings = record.settings
-    assert (settings["model"], settings["steps"], settings["size"]) == ("VGG16", 5, SIZE)
-    assert record.steps_done == 5
+    assert (settings["model"], settings["steps"], settings["size"]) == ("VGG16", STREAM_STEPS, SIZE)
+    assert record.steps_done == STREAM_STEPS
     assert record.content_sha256 == content_hash(e2e_data, "wide.png")
     # The gallery names what made the result.
     gallery = " ".join(page.locator('[data-testid="stImageCaption"]').all_text_contents())
-    assert "Run 1 · wide.png × stripes.png · colour: style's · VGG16 · 5 steps" in gallery
+    assert (
+        f"Run 1 · wide.png × stripes.png · colour: style's · VGG16 · {STREAM_STEPS} steps"
+        in gallery
+    )
     assert screenshot(page, tmp_path, "e2e_run").stat().st_size > 0
 
 
