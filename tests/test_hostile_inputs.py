@@ -13,6 +13,8 @@ import io
 import re
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,8 @@ from stransfer import (
     transfer,
 )
 from stransfer.io.images import MAX_BYTES
+from stransfer.io.records import load_record
+from stransfer.page.output import IDLE_TEXT
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 LIB_SIZE = 64  # the library and the CLI run at this size
@@ -177,10 +181,16 @@ CASES = {
 IDS = list(CASES)
 
 
-def refusal(case: Case, size: int, prefix: str = "") -> re.Pattern[str]:
-    """The expected message as a pattern: ``{size}`` filled in, ``{n}`` any whole number."""
+def refusal(case: Case, size: int, prefix: str = "", page: bool = False) -> re.Pattern[str]:
+    """The expected message as a pattern: ``{size}`` filled in, ``{n}`` any whole number.
+
+    ``page``: as the page says it, a sentence with a capital letter, unless it starts with
+    the file's name (kept as spelled)."""
     assert case.message is not None
-    pattern = re.escape(prefix + case.message)
+    message = case.message
+    if page and not message.startswith(case.filename):
+        message = message[:1].upper() + message[1:]
+    pattern = re.escape(prefix + message)
     pattern = pattern.replace(r"\{size\}", str(size)).replace(r"\{n\}", r"\d+")
     return re.compile(pattern)
 
@@ -199,6 +209,10 @@ def output_size(case: Case, size: int) -> tuple[int, int]:
 # TensorFlow's autograph writes the code it generates for traced functions to the temp dir
 # and deletes it at exit; that is TensorFlow's own cache, not a stray file of ours.
 AUTOGRAPH_CACHE = "__autograph_generated_file"
+# onnxruntime (the instant engine, also the optimiser's default start) keeps its telemetry
+# session id in $TMPDIR/.ses whenever it opens a model; disable_telemetry_events() does not
+# stop it. Also its own file, not ours; only that name directly in the temp dir is ignored.
+ONNXRUNTIME_SESSION = Path("tmp") / ".ses"
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -206,6 +220,8 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
     found = {}
     for path in sorted(root.rglob("*")):
         if path.is_dir() or path.name.startswith(AUTOGRAPH_CACHE):
+            continue
+        if path.relative_to(root) == ONNXRUNTIME_SESSION:
             continue
         stat = path.lstat()
         found[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
@@ -311,10 +327,36 @@ def test_cli(name: str, sandbox, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # -- (c) the app's upload ------------------------------------------------------------------------
+#
+# The page is a client of the job service: Run submits a job and the Output polls it. Here the
+# service's one worker is a thread of this process running the same ``Worker`` loop that
+# ``python -m stransfer worker`` runs, so the sandbox (temp dir, cwd) and ``no_network`` cover
+# the job as well as the page, the environment each test sets reaches the job, and TensorFlow
+# and the untrained VGG19 are loaded once for the module. The store lives outside the sandbox:
+# keeping the jobs is the service's job, not a stray write.
+
+
+@pytest.fixture(scope="module")
+def job_service(tmp_path_factory: pytest.TempPathFactory):
+    from stransfer.page.main import get_runner
+    from stransfer.service import LocalService, local
+    from stransfer.service.worker import Worker
+
+    service = LocalService(tmp_path_factory.mktemp("jobs"), workers=0)
+    worker = Worker(service.store, name="hostile-tests")
+    thread = threading.Thread(target=worker.run, name="hostile-worker", daemon=True)
+    thread.start()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local, "_SERVICE", service)  # what the page's local_service() returns
+        get_runner.clear()
+        yield service
+        get_runner.clear()
+    worker.stopping.set()
+    thread.join(timeout=30)
 
 
 @pytest.fixture
-def app_data(sandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
+def app_data(sandbox, job_service, monkeypatch: pytest.MonkeyPatch) -> Path:
     root, good, _, _ = sandbox
     for role in ("content", "style"):
         (root / "inputs" / role).mkdir()
@@ -333,41 +375,75 @@ def _captions(at: AppTest) -> list[str]:
     return [c for image in at.main.image for c in image.captions if c.startswith("Output")]
 
 
+def _page() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _steps(at: AppTest, steps: int) -> None:
+    """Run for a number of steps at the smallest size, one scale."""
+    at.radio(key="run_for").set_value("steps").run()
+    at.number_input(key="steps").set_value(steps)
+    at.slider(key="size").set_value(APP_SIZE)
+    at.slider(key="scales").set_value(1)
+
+
+def _run(at: AppTest, timeout: float = TIMEOUT) -> None:
+    """Press Run, then rerun (as the Output's polling fragment would) until the job has ended."""
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    deadline = time.monotonic() + timeout
+    while True:
+        current = at.session_state["page"].current
+        if current is None or current.final:
+            at.run()  # the page's full rerun after the end
+            assert not at.exception, at.exception
+            return
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.1)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def _done(at: AppTest, steps: int) -> None:
+    assert not at.error, _texts(at.error)
+    assert at.success and at.success[0].value.startswith(f"Done: {steps} steps"), _texts(
+        at.main.error
+    )
+
+
 @pytest.mark.parametrize("name", IDS)
 def test_app_upload(name: str, sandbox, app_data: Path) -> None:
     case = CASES[name]
     _, _, snapshot, check = sandbox
     data = case.make()
     snapshot()
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    assert not at.exception
-    at.number_input(key="steps").set_value(1)
-    at.slider(key="size").set_value(APP_SIZE)
-    at.slider(key="scales").set_value(1)
+    at = _page()
+    _steps(at, 1)
     at.selectbox(key="model").set_value(case.model)
     at.file_uploader(key=f"{case.role}_upload").upload(case.filename, data, "image/png")
     at.run()
-    assert not at.exception
-    at.button(key="run").click().run()
     assert not at.exception, at.exception
+    _run(at)
     if case.message is None:
-        assert not at.error, _texts(at.error)
-        assert case.filename in [c for image in at.image for c in image.captions]
+        assert case.filename in [c for image in at.main.image for c in image.captions]
         assert _captions(at) == ["Output · {}x{}".format(*output_size(case, APP_SIZE))]
-        assert at.success and at.success[0].value.startswith("Done: 1 steps")
+        _done(at, 1)
     else:
-        pattern = refusal(case, APP_SIZE)
-        assert any(pattern.fullmatch(text) for text in _texts(at.main.error)), _texts(at.error)
+        # One message, in the main area, whether the image or the job was refused.
+        pattern = refusal(case, APP_SIZE, page=True)
+        (error,) = _texts(at.main.error)
+        assert pattern.fullmatch(error), error
         assert not _captions(at)
+        assert IDLE_TEXT not in _texts(at.main.info)
 
     # The session keeps working: drop the upload, pick VGG19, and a good run succeeds.
     at.file_uploader(key=f"{case.role}_upload").clear()
     at.selectbox(key="model").set_value("VGG19")
     at.run()
-    at.button(key="run").click().run()
-    assert not at.exception
-    assert not at.error, _texts(at.error)
-    assert at.success and at.success[0].value.startswith("Done: 1 steps")
+    _run(at)
+    _done(at, 1)
     assert _captions(at) == [f"Output · {APP_SIZE}x{round(30 * APP_SIZE / 45)}"]
     check()
 
@@ -405,30 +481,33 @@ ABSURD = {
 
 @pytest.mark.parametrize("case", ABSURD)
 def test_app_absurd_settings(case: str, sandbox, app_data: Path) -> None:
-    """No exception; a diverged run warns with the reason and still shows an image."""
+    """No exception; a diverged run says why and still shows (and offers) its best image."""
     sent, used = ABSURD[case]
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    at.number_input(key="steps").set_value(5)
-    at.slider(key="size").set_value(APP_SIZE)
+    at = _page()
+    _steps(at, 5)
     for key, value in sent.items():
         widget = at.selectbox(key=key) if key == "optimizer" else at.number_input(key=key)
         widget.set_value(value)
     at.run()
-    at.button(key="run").click().run()
-    assert not at.exception, at.exception
-    assert not at.error, _texts(at.error)
-    result = at.session_state["page"].result
-    assert {key: getattr(result.settings, key) for key in used} == used
-    if result.status == "diverged":
-        assert _texts(at.warning) == [result.message]
-        assert result.message.startswith(("the loss became non-finite", "the loss grew"))
-        assert "lower the learning rate or the loss weights" in result.message
+    _run(at)
+    shown = at.session_state["page"].current
+    view = shown.view
+    assert shown.result is not None, (view.state, view.message)
+    record = load_record(shown.result)
+    assert {key: record.settings[key] for key in used} == used
+    if record.extra["status"] == "diverged":
+        said = view.message[:1].upper() + view.message[1:]  # as the page says it
+        assert _texts(at.main.warning) + _texts(at.main.error) == [said]
+        assert view.message.startswith(("the loss became non-finite", "the loss grew"))
+        assert "lower the learning rate or the loss weights" in view.message
     else:
-        assert result.status == "done", result.message
-        assert at.success and at.success[0].value.startswith("Done: 5 steps")
-    assert result.event.image.dtype == np.uint8
+        assert view.state == "done", view.message
+        _done(at, 5)
+    with Image.open(io.BytesIO(shown.result)) as written:
+        assert written.mode == "RGB"
+        assert written.size == (APP_SIZE, round(30 * APP_SIZE / 45))
     assert _captions(at) == [f"Output · {APP_SIZE}x{round(30 * APP_SIZE / 45)}"]
-    assert at.download_button
+    assert "download" in [button.key for button in at.download_button]
 
 
 @pytest.mark.parametrize(
@@ -479,7 +558,8 @@ def valid_offline_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def fresh_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Private STRANSFER_CACHE and KERAS_HOME; no extractor cached from earlier tests."""
+    """Private STRANSFER_CACHE and KERAS_HOME; no extractor, and no page cache (such as the
+    page's weights check), kept from earlier tests."""
     import streamlit as st
 
     from stransfer.engine import features
@@ -491,9 +571,11 @@ def fresh_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("STRANSFER_WEIGHTS", raising=False)
     features.load_extractor.cache_clear()
     st.cache_resource.clear()
+    st.cache_data.clear()
     yield cache, keras_home / "models"
     features.load_extractor.cache_clear()
     st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 @pytest.fixture
@@ -573,33 +655,70 @@ def test_broken_weights_file_app_shows_the_error(
     monkeypatch.delenv("STRANSFER_WEIGHTS", raising=False)
     if case == "user file truncated":
         monkeypatch.setenv("STRANSFER_WEIGHTS", fields["user"])
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    at.number_input(key="steps").set_value(1)
-    at.slider(key="size").set_value(APP_SIZE)
-    at.button(key="run").click().run()
-    assert not at.exception, at.exception
-    assert BROKEN_WEIGHTS[case].format(**fields) in _texts(at.main.error)
+    at = _page()
+    _steps(at, 1)
+    _run(at)
+    message = BROKEN_WEIGHTS[case].format(**fields)
+    shown = at.session_state["page"].current
+    if case == "user file truncated":  # STRANSFER_WEIGHTS: the job finds it and fails
+        assert shown is not None and shown.view.state == "failed"
+        assert _texts(at.main.error) == [message]
+    else:  # the page's weights check finds it before Run: a warning, and no job on Run
+        said = f"VGG19's weights file is damaged: {message}."
+        assert _texts(at.sidebar.warning) == [said]
+        assert _texts(at.main.error) == [said]
+        assert shown is None
     assert not _captions(at)
+    assert IDLE_TEXT not in _texts(at.main.info)
+
+
+@pytest.fixture(scope="module")
+def instant_models() -> dict[str, bytes]:
+    """The installed instant models (the optimiser's default start), read before a test moves
+    STRANSFER_CACHE; empty where they are not installed."""
+    from stransfer.instant.models import MODEL_SHA256, model_path
+
+    paths = {name: model_path(name) for name in MODEL_SHA256}
+    if not all(path.is_file() for path in paths.values()):
+        return {}
+    return {name: path.read_bytes() for name, path in paths.items()}
 
 
 def test_valid_local_weights_need_no_network(
-    valid_offline_file, fresh_caches, no_network, sandbox, app_data, monkeypatch, capsys
+    valid_offline_file,
+    instant_models,
+    fresh_caches,
+    no_network,
+    sandbox,
+    app_data,
+    monkeypatch,
+    capsys,
 ) -> None:
+    from stransfer.instant.models import model_path
+
     cache, _ = fresh_caches
-    root = app_data
     for path in (valid_offline_file, Path(f"{valid_offline_file}.sha256")):
         (cache / path.name).write_bytes(path.read_bytes())
+    for name, data in instant_models.items():  # beside the VGG19 file, as installed
+        model_path(name).parent.mkdir(parents=True, exist_ok=True)
+        model_path(name).write_bytes(data)
+    # Without the instant models the optimiser cannot start from their picture: from the photo.
+    init = [] if instant_models else ["--init", "content"]
     monkeypatch.delenv("STRANSFER_WEIGHTS", raising=False)
-    good = root / "inputs" / "good.png"
-    out = root / "out" / "out.png"
-    code = cli.main([str(good), str(good), "-o", str(out), "--steps", "1", "--size", "64"])
+    good = app_data / "inputs" / "good.png"
+    out = app_data / "out" / "out.png"
+    code = cli.main([str(good), str(good), "-o", str(out), "--steps", "1", "--size", "64", *init])
     assert code == 0, capsys.readouterr().err
 
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    at.number_input(key="steps").set_value(1)
-    at.slider(key="size").set_value(APP_SIZE)
-    at.button(key="run").click().run()
-    assert not at.exception, at.exception
-    assert not at.error, _texts(at.error)
-    assert at.success and at.success[0].value.startswith("Done: 1 steps")
+    at = _page()
+    _steps(at, 1)
+    if not instant_models:
+        at.selectbox(key="init").set_value("content")
+    _run(at)
+    _done(at, 1)
+    shown = at.session_state["page"].current
+    assert shown.model == "VGG19" and shown.result is not None
+    record = load_record(shown.result)
+    assert record.extra["weights"] == str(cache / valid_offline_file.name)  # the local file
+    assert record.settings["init"] == ("instant" if instant_models else "content")
     # no_network asserts at teardown that nothing tried to connect or download

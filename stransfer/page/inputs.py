@@ -7,7 +7,6 @@ Decoding is cached by file identity, so a widget change elsewhere costs nothing 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def files_of(role: str) -> dict[str, Path]:
 def _decode(key: str, name: str, _data: bytes) -> ImageChoice:
     """Decode once per file identity ``key``: shape, a small PNG preview, a digest."""
     try:
-        image = load_image(io.BytesIO(_data), name=name)
+        image = load_image(_data, name=name)  # bytes: a refusal can say the size
     except ImageError as err:
         return ImageChoice(name=name, error=str(err))
     preview = fit_long_side(image, PREVIEW_SIDE)

@@ -62,7 +62,9 @@ def main() -> None:
     st.html(CSS)
     top = sidebar_top()
     content_col, style_col, output_col = st.columns([1, 1, 2])
-    show_input(content_col, "Content", top.content)
+    content_view = content_col.empty()
+    with content_view.container():
+        show_input(st, "Content", top.content)
     styles_view = style_col.empty()
     with styles_view.container():
         show_input(st, "Style", top.style)
@@ -72,9 +74,16 @@ def main() -> None:
     request = sidebar(top)
     with st.sidebar:
         settings_loader()
+    # An upload (drawn in the sidebar after the pickers) replaces the picked file on show too.
+    if request.content is not top.content:
+        with content_view.container():
+            show_input(st, "Content", request.content)
     if len(request.styles) > 1:
         with styles_view.container():
             show_styles(request.styles, request.mix)
+    elif request.styles[0] is not top.style:
+        with styles_view.container():
+            show_input(st, "Style", request.styles[0])
     state = page_state()
     runner = get_runner()
     reattach(state, runner)
@@ -121,13 +130,12 @@ def missing_image(request: Request) -> str | None:
     labelled = [("content", "content", request.content)]
     labelled += [(style_label(i)[0].lower(), "style", c) for i, c in enumerate(request.styles)]
     for label, role, choice in labelled:
+        if choice.error:  # a file's name that starts it keeps its spelling
+            named = choice.name and choice.error.startswith(choice.name)
+            return choice.error if named else sentence(ImageError(choice.error))
         if not choice.ready:
-            return sentence(
-                ImageError(
-                    choice.error
-                    or f"no {label} image: add one to data/{role}/ or upload one in the sidebar"
-                )
-            )
+            where = f"add one to data/{role}/ or upload one in the sidebar"
+            return sentence(ImageError(f"no {label} image: {where}"))
     return None
 
 

@@ -16,7 +16,7 @@ import streamlit as st
 from stransfer.core.events import format_duration
 from stransfer.io.images import ImageError
 from stransfer.io.records import load_record
-from stransfer.service.jobs import JobService, JobView
+from stransfer.service.jobs import Conflict, JobService, JobView
 
 from .preview import instant_preview
 from .state import PageState, Request, Shown, page_state
@@ -96,8 +96,8 @@ def finish(runner: JobService, shown: Shown, state: PageState) -> None:
     assert view is not None
     if shown.image is None:
         return
-    with contextlib.suppress(KeyError, ValueError):
-        shown.result = runner.result(shown.job_id)
+    with contextlib.suppress(KeyError, ValueError, Conflict):
+        shown.result = kept_result(runner, shown)
         shown.record_json = (load_record(shown.result).to_json() + "\n").encode()
     animation = getattr(runner, "animation", None)
     if animation is not None:
@@ -117,6 +117,18 @@ def finish(runner: JobService, shown: Shown, state: PageState) -> None:
         key = (shown.model, record.settings["precision"])
         rate_book()[key] = view.seconds_per_step / (height * width / 1e6)
     state.keep(shown)
+
+
+def kept_result(runner: JobService, shown: Shown) -> bytes:
+    """The job's final PNG. A run stopped by a diverging loss ends as a failed job that kept
+    its best image: the service has no result for it, but its last frame is that PNG."""
+    try:
+        return runner.result(shown.job_id)
+    except Conflict:
+        if not isinstance(shown.image, bytes):
+            raise
+        load_record(shown.image)  # only the kept final PNG carries a record (else RecordError)
+        return shown.image
 
 
 def image_shape(image: Any) -> tuple[int, int]:
