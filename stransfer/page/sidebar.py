@@ -146,15 +146,9 @@ def sidebar(top: Top) -> Request:
             st.warning(problem)
         run_fields, budget_mode = time_or_steps()
         size = st.slider("Output size (long side, px)", *SIZE_RANGE, DEFAULTS.size, 4, key="size")
-        strength = st.slider(
-            "Strength",
-            0.0,
-            100.0,
-            100.0,
-            1.0,
-            format="%.0f%%",
-            key="strength",
-            help="How strongly the style is applied: 0% returns the photo. Scales the style "
+        strength = strength_slider(
+            "strength",
+            "How strongly the style is applied: 0% returns the photo. Scales the style "
             "and smoothness loss weights together, tenfold per third of the slider.",
         )
         content, first_style = uploads(top.content, top.style)
@@ -177,6 +171,11 @@ def sidebar(top: Top) -> Request:
     )
 
 
+def strength_slider(key: str, help: str) -> float:
+    """The 0-100 % style strength slider (each engine keeps its own value under ``key``)."""
+    return st.slider("Strength", 0.0, 100.0, 100.0, 1.0, format="%.0f%%", key=key, help=help)
+
+
 def instant_sidebar(top: Top) -> Request:
     """Instant mode: its own size, strength, colours and blend (built-in styles included)."""
     with st.sidebar:
@@ -189,15 +188,9 @@ def instant_sidebar(top: Top) -> Request:
             help="The instant engine paints at this size with real detail (about 1 s at "
             "512 px, 8 s at 1600 px on 2 cores).",
         )
-        strength = st.slider(
-            "Strength",
-            0.0,
-            100.0,
-            100.0,
-            1.0,
-            format="%.0f%%",
-            key="instant_strength",
-            help="0% returns the photo; 100% is the network's full painting.",
+        strength = strength_slider(
+            "instant_strength",
+            "0% returns the photo; 100% is the network's full painting.",
         )
         colour = st.selectbox(
             "Keep the photo's colours",
