@@ -51,7 +51,29 @@ def library_seconds() -> float:
     return float(out.stdout.split()[-1])
 
 
-def page_seconds() -> float:
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the processes of each part (by command line)."""
+    import psutil
+
+    parts = {"Streamlit server": 0.0, "worker": 0.0, "Chromium": 0.0}
+    for proc in psutil.process_iter(["cmdline", "cpu_times"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        times = proc.info["cpu_times"]
+        if times is None:
+            continue
+        if "stransfer worker" in line:
+            part = "worker"
+        elif "streamlit run" in line:
+            part = "Streamlit server"
+        elif "chrom" in line.split(" ")[0]:
+            part = "Chromium"
+        else:
+            continue
+        parts[part] += times.user + times.system
+    return parts
+
+
+def page_seconds() -> tuple[float, dict[str, float]]:
     from page_browser import (
         CHROMIUM_ARGS,
         WIDE,
@@ -76,20 +98,25 @@ def page_seconds() -> float:
         run_for_steps(page, STEPS)
         run_and_wait(page)
         wait_idle(page)
+        before = cpu_seconds()
         seconds = run_and_wait(page)
+        used = {part: cpu - before[part] for part, cpu in cpu_seconds().items()}
         browser.close()
-    return seconds
+    return seconds, used
 
 
 def main() -> None:
     print(f"CPU: {cpu()}")
     started = time.monotonic()
-    page = page_seconds()
+    page, used = page_seconds()
     library = library_seconds()
     print(f"{STEPS}-step default run, {CONTENT} + {STYLE}, 512 px, second run of each:")
     print(f"  page (Chromium, Run to Done)   {page:7.1f} s")
     print(f"  library (transfer(), plain)    {library:7.1f} s")
     print(f"  ratio page/library             {page / library:7.2f}x  (target <= 1.15x)")
+    print("CPU seconds during the page's measured run:")
+    for part, seconds in used.items():
+        print(f"  {part:<30} {seconds:7.1f} s")
     print(f"(benchmark took {time.monotonic() - started:.0f} s)")
 
 

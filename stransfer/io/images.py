@@ -328,8 +328,14 @@ def _to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image)
 
 
-def encode_png(image: np.ndarray, metadata: Mapping[str, str] | None = None) -> bytes:
-    """Encode a ``uint8`` image as PNG bytes, storing ``metadata`` as tEXt/iTXt chunks."""
+def encode_png(
+    image: np.ndarray, metadata: Mapping[str, str] | None = None, *, fast: bool = False
+) -> bytes:
+    """Encode a ``uint8`` image as PNG bytes, storing ``metadata`` as tEXt/iTXt chunks.
+
+    ``fast`` trades about 10% more bytes for a 3x quicker encode (zlib level 1), for the
+    frames a running job writes after every step on the cores its run needs.
+    """
     info = PngImagePlugin.PngInfo()
     for key, value in (metadata or {}).items():
         if not 1 <= len(key) <= 79 or not key.isprintable() or not key.isascii():
@@ -338,7 +344,8 @@ def encode_png(image: np.ndarray, metadata: Mapping[str, str] | None = None) -> 
             )
         info.add_text(key, str(value))  # Pillow switches to iTXt when the value is not Latin-1
     buffer = io.BytesIO()
-    _to_pil(image).save(buffer, format="PNG", pnginfo=info)
+    level = 1 if fast else 6  # 6 is Pillow's default
+    _to_pil(image).save(buffer, format="PNG", pnginfo=info, compress_level=level)
     return buffer.getvalue()
 
 

@@ -16,7 +16,7 @@ from stransfer.core.settings import SettingsError
 from stransfer.io.images import ImageError
 from stransfer.service.jobs import JobError, JobRequest, JobService
 
-from .output import gallery, output_panel, rate_book
+from .output import gallery, output_panel, rate_book, show_png
 from .restore import settings_loader
 from .sidebar import sidebar, sidebar_top, style_label
 from .state import ImageChoice, PageState, Request, Shown, page_state
@@ -107,7 +107,7 @@ def main() -> None:
 def show_input(column, label: str, choice: ImageChoice) -> None:
     column.subheader(label)
     if choice.preview is not None:
-        column.image(choice.preview, caption=choice.name)
+        show_png(column, choice.preview, choice.name)
     else:
         column.caption(f"No {label.lower()} image chosen.")
 
@@ -116,7 +116,7 @@ def show_styles(styles: list[ImageChoice], mix: list[float]) -> None:
     st.subheader("Styles")
     for index, (choice, weight) in enumerate(zip(styles, mix, strict=True)):
         if choice.preview is not None:
-            st.image(choice.preview, caption=f"{choice.name} · {weight:.0f}%")
+            show_png(st, choice.preview, f"{choice.name} · {weight:.0f}%")
         else:
             st.caption(f"{style_label(index)[0]}: no image chosen.")
 

@@ -35,6 +35,12 @@ def rate_book() -> dict[tuple[str, str], float]:
     return {}
 
 
+def show_png(target: Any, png: bytes, caption: str) -> None:
+    """Draw PNG bytes as they are. Streamlit's default ("auto") decodes an RGB PNG and encodes
+    it again as JPEG on every rerun: 20-40 ms an image, each time the panel polls a job."""
+    target.image(png, caption=caption, output_format="PNG")
+
+
 def output_panel(runner: JobService, request: Request) -> None:
     """Draw (and, while a job runs, keep redrawing) the Output panel; before Run (or when the
     result on show was made with other settings) the instant preview of the current picks."""
@@ -53,7 +59,7 @@ def preview_panel(request: Request, below: bool) -> None:
     st.session_state[PREVIEW_SHOWN_KEY] = png is not None
     if png is not None:
         after = "for the full-size picture" if request.instant else "to optimise"
-        st.image(png, caption=f"Instant preview · press Run {after}")
+        show_png(st, png, f"Instant preview · press Run {after}")
     elif why and not below:
         st.caption(why)
 
@@ -163,7 +169,7 @@ def draw(state: PageState, signature: str) -> None:
                 f"({describe(pictured)}). Press Run to make one with these.]"
             )
         height, width = image_shape(pictured.image)
-        st.image(pictured.image, caption=f"Output · {width}x{height}")
+        show_png(st, pictured.image, f"Output · {width}x{height}")
     elif not failed:
         st.caption("The picture appears here after the first step.")
     if not failed:
@@ -301,7 +307,7 @@ def gallery(state: PageState) -> None:
     st.subheader("Recent results")
     columns = st.columns(4)
     for column, shown in zip(columns, reversed(results), strict=False):
-        column.image(shown.result, caption=gallery_caption(shown))
+        show_png(column, shown.result, gallery_caption(shown))
         column.download_button(
             "PNG",
             data=shown.result,

@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from stransfer.service.jobs import JobView
@@ -85,7 +84,7 @@ class Shown:
     rows_before: list[tuple[int, float, float, float]] = field(default_factory=list)
     view: JobView | None = None
     rows: list[tuple[int, float, float, float]] = field(default_factory=list)
-    image: np.ndarray | bytes | None = None
+    image: bytes | None = None  # the latest frame (PNG)
     result: bytes | None = None  # the final PNG with its record
     record_json: bytes | None = None
     gif: bytes | None = None

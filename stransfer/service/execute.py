@@ -197,11 +197,12 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
                 phase = f"step {event.step}/{total}"
             frame = None
             if event.status == "running" and now - last_frame >= FRAME_SECONDS:
-                frame = encode_png(event.image)
+                frame = encode_png(event.image, fast=True)
                 last_frame = now
             reporter.progress(_view(event, phase), frame)
             if event.status == "running" and now - last_checkpoint >= checkpoint_every:
-                reporter.checkpoint(encode_png(event.image), event.step, event.elapsed)
+                png = frame or encode_png(event.image, fast=True)
+                reporter.checkpoint(png, event.step, event.elapsed)
                 last_checkpoint = now
     finally:
         events.close()
