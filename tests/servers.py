@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
+from PIL import Image
 
 from stransfer.io.images import encode_png
 
@@ -127,3 +129,15 @@ class Server:
                 return view
             time.sleep(0.2)
         raise TimeoutError(f"job {job_id} still {view} after {timeout} s")
+
+    def animation_frames(self, job_id: str) -> int:
+        """Fetch a finished job's ``/animation`` and return its frame count (asserting a GIF)."""
+        answer = requests.get(
+            f"{self.url}/jobs/{job_id}/animation", timeout=10, headers=self.headers()
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "image/gif"
+        with Image.open(io.BytesIO(answer.content)) as gif:
+            assert gif.format == "GIF"
+            gif.seek(gif.n_frames - 1)  # decodes through to the last frame
+            return gif.n_frames

@@ -116,11 +116,12 @@ def test_events_frames_and_result_with_record(server):
     record = _record(server, job["id"])
     assert record.steps_done == 12 and record.settings["size"] == 96
     assert record.content_sha256 == _store(server).details(job["id"])["inputs"]["content_sha256"]
-    # The files on disk: inputs, checkpoint, frame, result and its JSON record.
+    # The files on disk: inputs, frame, result, its JSON record and the animation.
     folder = server.data / "jobs" / job["id"]
-    assert {"content", "style-0", "frame.png", "result.png", "result.json"} <= {
+    assert {"content", "style-0", "frame.png", "result.png", "result.json", "animation.gif"} <= {
         p.name for p in folder.iterdir()
     }
+    assert server.animation_frames(job["id"]) > 1
 
 
 def test_instant_job_events_and_result_with_record(server):
@@ -142,6 +143,8 @@ def test_instant_job_events_and_result_with_record(server):
     assert record.extra["styles"] == ["style0.png", "style1.png"]
     result = requests.get(f"{server.url}/jobs/{job['id']}/result", timeout=10).content
     assert max(Image.open(io.BytesIO(result)).size) == 80
+    none = requests.get(f"{server.url}/jobs/{job['id']}/animation", timeout=10)
+    assert none.status_code == 404 and "no animation" in none.json()["error"]
 
 
 def test_instant_job_on_a_builtin_style(server):
@@ -370,6 +373,11 @@ def test_hostile_requests_get_json_4xx_and_match_the_docs(server):
     server.wait(job["id"], until=lambda v: v["step"] >= 1)
     early = requests.get(f"{server.url}/jobs/{job['id']}/result", timeout=10)
     rows.append(("the result before the job is done", early.status_code, "", early.json()["error"]))
+    assert early.status_code == 409
+    early = requests.get(f"{server.url}/jobs/{job['id']}/animation", timeout=10)
+    rows.append(
+        ("the animation before the job ended", early.status_code, "", early.json()["error"])
+    )
     assert early.status_code == 409
     requests.delete(f"{server.url}/jobs/{job['id']}", timeout=10)
     rows = [(w, s, f, re.sub(r"[0-9a-f]{24}", "<id>", m)) for w, s, f, m in rows]

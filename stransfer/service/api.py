@@ -6,6 +6,7 @@
     GET    /jobs/{id}/events     Server-Sent Events: progress (JSON), frame (URL), end (JSON)
     GET    /jobs/{id}/frame      the latest preview frame (PNG)
     GET    /jobs/{id}/result     the result PNG with its run record (409 until done)
+    GET    /jobs/{id}/animation  the run's evolution as a looping GIF (409 until it ended)
     DELETE /jobs/{id}            cancel
     GET    /health               {workers, queued, running}
 
@@ -31,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .jobs import (
     Busy,
+    Conflict,
     InvalidSettings,
     JobError,
     JobRequest,
@@ -275,6 +277,20 @@ def create_app(
             data,
             media_type="image/png",
             headers={"Content-Disposition": f'inline; filename="stransfer-{job_id}.png"'},
+        )
+
+    @app.get("/jobs/{job_id}/animation", summary="The run's evolution (looping GIF)")
+    async def animation(job_id: str) -> Response:
+        view = await run_in_threadpool(service.get, job_id)
+        if not view.final:
+            raise Conflict(f"job {job_id} is {view.state}; the animation is there once it ended")
+        data = await run_in_threadpool(service.animation, job_id)
+        if data is None:
+            raise NoSuchJob(f"job {job_id} has no animation (instant and one-step runs have none)")
+        return Response(
+            data,
+            media_type="image/gif",
+            headers={"Content-Disposition": f'inline; filename="stransfer-{job_id}.gif"'},
         )
 
     @app.delete("/jobs/{job_id}", summary="Cancel a job")

@@ -160,6 +160,11 @@ class JobService(Protocol):
         """The finished PNG with its run record in the metadata; raises if not done."""
         ...
 
+    def animation(self, job_id: str) -> bytes | None:
+        """The run's evolution as a looping GIF once the job has ended; None before that, and
+        for a job without one (an instant job, a one-step run)."""
+        ...
+
     def cancel(self, job_id: str) -> JobView:
         """Cancel a queued or running job (a running one keeps its last image)."""
         ...
