@@ -106,6 +106,8 @@ def test_six_jobs_through_two_joined_workers(cluster):
     assert {w.rsplit(":", 1)[1] for w in used} == pids, (used, pids)
     result = requests.get(f"{server.url}/jobs/{jobs[0]['id']}/result", timeout=10)
     assert result.status_code == 200 and result.content[:4] == b"\x89PNG"
+    # The run's animation comes back through the stream as the local workers' does.
+    assert server.animation_frames(jobs[0]["id"]) > 1
 
 
 def test_instant_jobs_through_the_broker(cluster):
@@ -124,6 +126,8 @@ def test_instant_jobs_through_the_broker(cluster):
     assert [r.extra["engine"] for r in records] == ["instant", "instant"]
     assert records[0].extra["strength"] == 60.0
     assert records[1].extra["builtin_weights"] == {"builtin:2": 0.5, "builtin:9": 0.5}
+    none = requests.get(f"{server.url}/jobs/{jobs[0]['id']}/animation", timeout=10)
+    assert none.status_code == 404 and "no animation" in none.json()["error"]
 
 
 def test_events_and_cancel_through_the_broker(cluster):

@@ -26,7 +26,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from .execute import RunInput, execute
+from .execute import ANIMATION_MAX_BYTES, RunInput, execute
 from .store import Store
 from .worker import HEARTBEAT_SECONDS, STALE_SECONDS, run_input, setting, worker_name
 
@@ -165,6 +165,7 @@ class Bridge:
         elif kind == "release":
             store.release(job_id, attempt, e["message"].decode())
         elif kind == "finish":
+            gif = e.get("gif") or None
             store.finish(
                 job_id,
                 attempt,
@@ -172,6 +173,7 @@ class Bridge:
                 e["message"].decode(),
                 e.get("png") or None,
                 e["record"].decode() or None,
+                gif if gif is not None and len(gif) <= ANIMATION_MAX_BYTES else None,
             )
         if not ok:  # not this attempt's job any more: tell its worker to stop
             self.redis.set(_stop_key(job_id, attempt), 1, ex=3600)
@@ -228,6 +230,7 @@ def run_remote(run: RunInput, url: str) -> str:
                 message=outcome.message,
                 png=outcome.result_png or b"",
                 record=outcome.record_json or "",
+                gif=outcome.animation_gif or b"",
             )
         return outcome.state
     finally:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..core.recipe import Recipe, make_recipe, recipe_values
-from ..io.animation import FrameRecorder, encode_animation
+from ..io.animation import DEFAULT_MAX_BYTES, FrameRecorder, encode_animation
 from ..io.images import encode_png, load_image
 from ..io.records import RunInputs, png_metadata, recipe_record
 
@@ -27,6 +27,9 @@ FRAME_SECONDS = 0.5
 #: Frames and long side of the run's animation (``animation.gif`` beside the result): small,
 #: so a long run's GIF stays a quick download.
 ANIMATION_FRAMES, ANIMATION_SIDE = 40, 256
+#: Most bytes of that GIF (frames are dropped or shrunk to fit); the broker's bridge refuses a
+#: larger one from a remote worker, so both paths keep the same bound.
+ANIMATION_MAX_BYTES = DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,7 @@ def _animation(frames: FrameRecorder) -> bytes | None:
     if frames.added < 2:
         return None
     try:
-        return encode_animation(frames.frames)
+        return encode_animation(frames.frames, max_bytes=ANIMATION_MAX_BYTES)
     except ValueError:  # e.g. even the smallest GIF is over the size limit: no animation
         return None
 

@@ -84,7 +84,7 @@ class LocalService:
 
     def animation(self, job_id: str) -> bytes | None:
         """The run's evolution as a looping GIF once the job has ended (None: no animation,
-        e.g. an instant job, or one run through the broker)."""
+        e.g. an instant job or a one-step run). Local and broker workers both keep it."""
         if not self.store.get(job_id).final:  # NoSuchJob for ids that are not ours
             return None
         return self.store.file(job_id, "animation.gif")
