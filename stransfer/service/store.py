@@ -479,17 +479,17 @@ class Store:
             from_checkpoint=from_checkpoint,
         )
 
+    @staticmethod
+    def _running(db: sqlite3.Connection, job_id: str, attempt: int) -> sqlite3.Row | None:
+        """The job's row while attempt ``attempt`` is the one running it, else None."""
+        return db.execute(
+            "SELECT * FROM jobs WHERE id = ? AND attempt = ? AND state = 'running'",
+            (job_id, attempt),
+        ).fetchone()
+
     def owns(self, job_id: str, attempt: int) -> bool:
         """Whether attempt ``attempt`` of the job is the one running it now."""
-        row = (
-            self._db()
-            .execute(
-                "SELECT 1 FROM jobs WHERE id = ? AND attempt = ? AND state = 'running'",
-                (job_id, attempt),
-            )
-            .fetchone()
-        )
-        return row is not None
+        return self._running(self._db(), job_id, attempt) is not None
 
     def _update(self, job_id: str, attempt: int, **values: Any) -> bool:
         """Set columns of a running job of this attempt; False if the job is not ours now."""
@@ -515,10 +515,7 @@ class Store:
             write_bytes_atomic(self.folder(job_id) / "frame.png", frame_png)
         now = time.time()
         with self._tx() as db:
-            row = db.execute(
-                "SELECT frame FROM jobs WHERE id = ? AND attempt = ? AND state = 'running'",
-                (job_id, attempt),
-            ).fetchone()
+            row = self._running(db, job_id, attempt)
             if row is None:
                 return False
             frame = row["frame"] + (frame_png is not None)
@@ -579,10 +576,7 @@ class Store:
         if record_json is not None:
             write_bytes_atomic(folder / "result.json", (record_json + "\n").encode())
         with self._tx() as db:
-            row = db.execute(
-                "SELECT frame, worker FROM jobs WHERE id = ? AND attempt = ? AND state = 'running'",
-                (job_id, attempt),
-            ).fetchone()
+            row = self._running(db, job_id, attempt)
             if row is None:
                 return False
             db.execute(
