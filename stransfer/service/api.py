@@ -59,6 +59,13 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _file(data: bytes, media_type: str, name: str) -> Response:
+    """A job's file, shown inline and saved as ``name`` (made from an id the service checked)."""
+    return Response(
+        data, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{name}"'}
+    )
+
+
 def _finite(value: float) -> float | None:
     return value if isinstance(value, int | float) and math.isfinite(value) else None
 
@@ -273,11 +280,7 @@ def create_app(
     @app.get("/jobs/{job_id}/result", summary="The result PNG with its run record")
     async def result(job_id: str) -> Response:
         data = await run_in_threadpool(service.result, job_id)
-        return Response(
-            data,
-            media_type="image/png",
-            headers={"Content-Disposition": f'inline; filename="stransfer-{job_id}.png"'},
-        )
+        return _file(data, "image/png", f"stransfer-{job_id}.png")
 
     @app.get("/jobs/{job_id}/animation", summary="The run's evolution (looping GIF)")
     async def animation(job_id: str) -> Response:
@@ -287,11 +290,7 @@ def create_app(
         data = await run_in_threadpool(service.animation, job_id)
         if data is None:
             raise NoSuchJob(f"job {job_id} has no animation (instant and one-step runs have none)")
-        return Response(
-            data,
-            media_type="image/gif",
-            headers={"Content-Disposition": f'inline; filename="stransfer-{job_id}.gif"'},
-        )
+        return _file(data, "image/gif", f"stransfer-{job_id}.gif")
 
     @app.delete("/jobs/{job_id}", summary="Cancel a job")
     async def cancel(job_id: str) -> JSONResponse:
