@@ -30,13 +30,16 @@ def chromium() -> str:
 
 
 @contextlib.contextmanager
-def page_server(env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
+def page_server(
+    env: dict[str, str] | None = None, log: Path | None = None, app: Path | None = None
+) -> Iterator[str]:
     """``streamlit run app.py`` as ``make run`` starts it (the project's config), on a free
-    loopback port; yields its URL and stops it after."""
+    loopback port; yields its URL and stops it after. ``app``: another script, served the same
+    way (from the project folder, so with the same config)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")]
+    command = [sys.executable, "-m", "streamlit", "run", str(app or ROOT / "app.py")]
     command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
     sink = open(log or os.devnull, "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(

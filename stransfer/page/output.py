@@ -105,10 +105,8 @@ def finish(runner: JobService, shown: Shown, state: PageState) -> None:
     with contextlib.suppress(KeyError, ValueError, Conflict):
         shown.result = kept_result(runner, shown)
         shown.record_json = (load_record(shown.result).to_json() + "\n").encode()
-    animation = getattr(runner, "animation", None)
-    if animation is not None:
-        with contextlib.suppress(ImageError):
-            shown.gif = animation(shown.job_id)
+    with contextlib.suppress(ImageError):
+        shown.gif = runner.animation(shown.job_id)
     if shown.result is not None and not shown.signature:  # re-attached: names from the record
         record = load_record(shown.result)
         shown.content = str(record.extra.get("content", ""))
