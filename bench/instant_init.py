@@ -2,7 +2,7 @@
 
     python -m bench.instant_init                 # all 12 shared pairs (~40 min of CPU at 512 px)
     python -m bench.instant_init --pairs 2       # the first 2 pairs
-    python -m bench.instant_init --reuse-content bench_results/instant_init/results.json
+    python -m bench.instant_init --reuse-content OTHER/results.json [--wait]
 
 Issue 8 item 3 compares the inits at wall-clock budgets; on a shared machine wall time says
 more about the neighbours than about the init. So each budget is turned into a step count by
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,15 @@ def bench_pair(
     return res, images
 
 
+def _content_row(path: Path, pair: str, wait: bool) -> dict | None:
+    """``pair``'s row in another run's results (polled while ``wait`` and it is not there)."""
+    while True:
+        rows = json.loads(path.read_text()) if path.exists() else {}
+        if pair in rows or not wait:
+            return rows.get(pair)
+        time.sleep(20)
+
+
 def targets_met(res: dict) -> dict[str, bool]:
     s_alone = res["instant"][0]
     s30, c30 = res["instant@30s"][:2]
@@ -104,7 +114,10 @@ def main() -> None:
     parser.add_argument("--pairs", default="0", help="first N shared pairs, or content+style,...")
     parser.add_argument("--step-seconds", type=float, default=1.2, help="one full-size step")
     parser.add_argument("--instant-seconds", type=float, default=0.3, help="the instant start")
-    parser.add_argument("--reuse-content", type=Path, help="content init rows of an earlier run")
+    parser.add_argument("--reuse-content", type=Path, help="content init rows of another run")
+    parser.add_argument(
+        "--wait", action="store_true", help="wait for each pair's row there (a run going on)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench_results" / "instant_init")
     args = parser.parse_args()
     print(lscpu())
@@ -117,7 +130,6 @@ def main() -> None:
         if args.pairs.isdigit()
         else [tuple(p.split("+")) for p in args.pairs.split(",")]
     )
-    reuse = json.loads(args.reuse_content.read_text()) if args.reuse_content else {}
     args.out.mkdir(parents=True, exist_ok=True)
     scorer = Scorer(resolve_weights("VGG19", allow_download=False), SIZE)
     extractor = load_extractor("VGG19", "float32")
@@ -133,7 +145,8 @@ def main() -> None:
         content = fit_long_side(load_image(SHARED / "content" / f"{content_name}.jpg"), SIZE)
         style = fit_long_side(load_image(SHARED / "style" / f"{style_name}.jpg"), SIZE)
         pair = f"{content_name}+{style_name}"
-        res, images = bench_pair(pair, content, style, scorer, extractor, args, reuse.get(pair))
+        reuse = _content_row(args.reuse_content, pair, args.wait) if args.reuse_content else None
+        res, images = bench_pair(pair, content, style, scorer, extractor, args, reuse)
         res["targets"] = targets_met(res)
         results[pair] = res
         for name, image in images.items():
