@@ -91,7 +91,10 @@ def bench_pair(
 def _content_row(path: Path, pair: str, wait: bool) -> dict | None:
     """``pair``'s row in another run's results (polled while ``wait`` and it is not there)."""
     while True:
-        rows = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            rows = json.loads(path.read_text())
+        except (OSError, ValueError):  # not there yet, or being written
+            rows = {}
         if pair in rows or not wait:
             return rows.get(pair)
         time.sleep(20)
