@@ -72,10 +72,10 @@ def scales_for(settings: TransferSettings) -> int:
     """How many coarse-to-fine scales a run plans (before any too small is dropped).
 
     An instant start already has the layout, palette and strokes at full size: a coarse pass
-    would only blur them (a given start image gets no detail back when it is enlarged), so
-    ``init="instant"`` spends every step at full size. Measured with ``python -m
-    bench.instant_init``: at equal cost a full-size run from the instant start ends with a
-    lower loss than the coarse-to-fine one.
+    would shrink it and hand back a blurred enlargement (a start image gets no detail back),
+    so ``init="instant"`` spends every step at full size. ``python -m bench.instant_init``
+    (12 pairs, equal cost): at the 10 s budget the style distance fell on 9 pairs (0.229 ->
+    0.045 at most), at 30 s the content distance fell on 11, with the style distance alike.
     """
     return 1 if settings.init == "instant" else settings.scales
 

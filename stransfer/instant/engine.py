@@ -301,8 +301,8 @@ def instant_init(
         return result  # a weaker style keeps (some of) the photo's own colours: leave them
     # The network's palette is near the style's but not on it, and the optimiser's first style
     # layer (block1's Gram matrix) is mostly colour mean and covariance: starting on the
-    # styles' exact colour statistics gives it that part for free (bench.instant_init: lower S
-    # and C after the same steps).
+    # styles' exact colour statistics gives it that part for free (measured on 2 pairs at the
+    # same steps: a lower style distance after 8 and 25 steps).
     pairs = [(styles, 1.0)] if isinstance(styles, np.ndarray) else list(styles)
     palette = [(_at_most(_check_rgb(image, "style image"), size), w) for image, w in pairs]
     return color.match_color_histogram(result, palette)
