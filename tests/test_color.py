@@ -5,6 +5,7 @@ import pytest
 
 from stransfer.core.settings import COLOR_MODES
 from stransfer.io.color import (
+    color_stats,
     combine_luminance,
     luminance_image,
     match_color_histogram,
@@ -127,6 +128,33 @@ def test_match_color_histogram_degenerate_style(content_img: np.ndarray) -> None
     np.testing.assert_allclose(
         flat[0, 0], content_img.reshape(-1, 3).mean(0), atol=1.0
     )  # a flat style becomes the content's mean colour
+
+
+def test_color_stats_of_a_blend_is_the_mixture_of_the_images() -> None:
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 200
+    blue = np.zeros((2, 8, 3), np.uint8)  # another size: it counts by its weight, not pixels
+    blue[..., 2] = 100
+    mean, cov = color_stats([(red, 3.0), (blue, 1.0)])
+    np.testing.assert_allclose(mean, [150.0, 0.0, 25.0])
+    # Two colours with shares 3/4 and 1/4: each channel's variance is p (1 - p) (a - b)^2.
+    np.testing.assert_allclose(np.diag(cov), [0.1875 * 200**2, 0.0, 0.1875 * 100**2])
+    np.testing.assert_allclose(cov[0, 2], -0.1875 * 200 * 100)
+    alone_mean, alone_cov = color_stats(red)
+    np.testing.assert_allclose(alone_mean, [200.0, 0.0, 0.0])
+    np.testing.assert_allclose(alone_cov, 0.0, atol=1e-9)
+    with pytest.raises(ValueError, match="weight above 0"):
+        color_stats([(red, 0.0)])
+
+
+def test_match_color_histogram_to_a_blend(content_img: np.ndarray, style_img: np.ndarray) -> None:
+    warm = (style_img.astype(np.float64) * [0.9, 0.5, 0.3] + [60, 30, 10]).astype(np.uint8)
+    blend = [(warm, 1.0), (_muted(content_img), 1.0)]
+    out = match_color_histogram(content_img, blend)
+    mean, cov = color_stats(blend)
+    px = out.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(px.mean(0), mean, atol=1.5)
+    assert np.abs(np.cov(px, rowvar=False, bias=True) - cov).max() < 0.04 * np.abs(cov).max()
 
 
 def test_mean_chroma_error(content_img: np.ndarray) -> None:

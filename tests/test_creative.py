@@ -56,7 +56,7 @@ def at_strength(strength: float, **changes) -> dict[str, float]:
         {},
         # Two scales need a 128 px output (the coarse one is at least 64 px): the fine scale
         # must start from the content itself, not from an enlarged (blurred) coarse copy.
-        {"size": 128, "scales": 2, "steps": 4},
+        {"size": 128, "scales": 2, "steps": 4, "init": "content"},
     ],
     ids=["one scale", "two scales"],
 )

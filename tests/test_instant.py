@@ -22,7 +22,7 @@ from stransfer.instant import (
     stylise,
 )
 from stransfer.instant import models as M
-from stransfer.io.color import mean_chroma_error
+from stransfer.io.color import color_stats, mean_chroma_error, rgb_to_yiq
 from stransfer.io.images import load_image, resize_to, save_image
 from stransfer.io.records import load_record
 
@@ -205,10 +205,32 @@ def test_bad_arguments_are_refused_with_a_message(models, photo, art):
 
 def test_instant_init_matches_the_optimisers_view(models, photo, art):
     styles = [(art[0], 1.0)]
-    start = instant_init(photo, styles, TransferSettings(size=96))
-    np.testing.assert_array_equal(start, instant(photo, styles, size=96))
+    alone = instant(photo, styles, size=96)
+    np.testing.assert_array_equal(
+        instant_init(photo, styles, TransferSettings(size=96), strength=60),
+        instant(photo, styles, size=96, strength=60),
+    )  # below 100 % the photo's own colours stay
     grey = instant_init(photo, styles, TransferSettings(size=96, preserve_color="luminance"))
-    assert grey.shape == start.shape and np.ptp(grey.astype(int), axis=2).max() <= 1
+    assert grey.shape == alone.shape and np.ptp(grey.astype(int), axis=2).max() <= 1
+
+
+@pytest.mark.parametrize("blend", [[1.0], [1.0, 3.0]], ids=["one style", "a blend"])
+def test_instant_init_starts_on_the_styles_colour_statistics(models, photo, art, blend):
+    """At full strength the start is the instant result recoloured to the styles' palette: the
+    blend's colour mean and covariance, the result's layout."""
+    styles = [(image, weight) for image, weight in zip(art, blend, strict=False)]
+    alone = instant(photo, styles, size=96)
+    start = instant_init(photo, styles, TransferSettings(size=96))
+    assert start.shape == alone.shape
+    mean, cov = color_stats(styles)
+    px = start.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(px.mean(0), mean, atol=3.0)
+    assert np.abs(np.cov(px, rowvar=False, bias=True) - cov).max() < 0.1 * np.abs(cov).max()
+    # ...closer to the palette than the network's own result, and still the same picture.
+    alone_px = alone.reshape(-1, 3).astype(np.float64)
+    assert np.abs(px.mean(0) - mean).max() < np.abs(alone_px.mean(0) - mean).max()
+    lum = [rgb_to_yiq(image)[..., 0].ravel() for image in (start, alone)]
+    assert np.corrcoef(*lum)[0, 1] > 0.8
 
 
 # --- command line -------------------------------------------------------------------------
@@ -273,7 +295,7 @@ def test_cli_init_instant_starts_the_optimiser_from_the_instant_result(models, t
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert load_record(tmp_path / "opt.png").settings["init"] == "instant"
-    alone = instant(load_image(content), [(load_image(style), 1.0)], size=96)
-    save_image(alone, tmp_path / "i.png")
+    start = instant_init(load_image(content), [(load_image(style), 1.0)], TransferSettings(size=96))
+    save_image(start, tmp_path / "i.png")
     diff = np.abs(load_image(tmp_path / "opt.png").astype(float) - load_image(tmp_path / "i.png"))
     assert diff.mean() < 1.0

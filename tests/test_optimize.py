@@ -19,10 +19,17 @@ def small(**kw) -> TransferSettings:
 
 
 def test_plan_keeps_the_aspect_ratio_and_builds_coarse_scales():
-    plan = plan_run((300, 600), TransferSettings(size=512, scales=3, steps=90), 32)
+    plan = plan_run((300, 600), TransferSettings(size=512, scales=3, steps=90, init="content"), 32)
     assert plan.output_shape == (256, 512)
     assert plan.shapes == ((64, 128), (128, 256), (256, 512))
     assert sum(plan.steps) == 90
+
+
+def test_an_instant_start_is_planned_at_full_size_only():
+    """The instant start already has the layout at full size: no coarse pass to blur it."""
+    for init, shapes in (("instant", ((256, 512),)), ("content", ((128, 256), (256, 512)))):
+        plan = plan_run((300, 600), TransferSettings(size=512, scales=2, steps=40, init=init), 32)
+        assert plan.shapes == shapes and sum(plan.steps) == 40
 
 
 def test_plan_enlarges_for_a_minimum_side_with_a_notice():
@@ -37,7 +44,9 @@ def test_plan_refuses_an_image_too_thin_for_the_model():
 
 
 def test_events_count_steps_and_output_size(vgg, content_img, style_img):
-    events = list(transfer(content_img, style_img, small(steps=4, size=96, scales=2), vgg))
+    events = list(
+        transfer(content_img, style_img, small(steps=4, size=96, scales=2, init="content"), vgg)
+    )
     assert [e.step for e in events] == [1, 2, 3, 4]
     assert all(e.image.shape == (64, 96, 3) for e in events)  # coarse frames shown at output size
     assert events[-1].status == "done" and events[0].status == "running"
@@ -70,7 +79,7 @@ def test_changing_weights_or_starting_again_does_not_retrace(vgg, content_img, s
     assert objective.traces == traces
     # New sizes and coarse-to-fine scales reuse the one trace (shape-polymorphic signature).
     list(transfer(content_img, style_img, small(size=80), vgg))
-    list(transfer(content_img, style_img, small(size=72, scales=2, steps=4), vgg))
+    list(transfer(content_img, style_img, small(size=72, scales=2, steps=4, init="content"), vgg))
     assert objective.traces == traces == 1
 
 
@@ -97,7 +106,7 @@ def test_time_budget_stops_the_run(vgg, content_img, style_img):
 
 
 def test_time_budget_gives_every_scale_real_steps(vgg, content_img, style_img):
-    settings = small(steps=10_000, size=160, scales=2, max_seconds=3.0)
+    settings = small(steps=10_000, size=160, scales=2, max_seconds=3.0, init="content")
     events = list(transfer(content_img, style_img, settings, vgg))
     per_scale = [sum(e.scale == s for e in events) for s in (1, 2)]
     assert min(per_scale) >= 3, per_scale

@@ -171,7 +171,7 @@ class TransferSettings:
         2,
         FieldInfo(
             f"coarse-to-fine scales, 1 to {MAX_SCALES}; fewer are used where a coarser image "
-            "would be too small",
+            "would be too small; init instant runs at one (its start is already full size)",
             int,
             1,
             MAX_SCALES,

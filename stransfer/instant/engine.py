@@ -287,7 +287,8 @@ def instant_init(
 
     Pass it as ``init_image`` to ``stransfer.engine.run.transfer``. In ``luminance`` mode the
     optimiser works on brightness only, so the start is the result's luminance (grey RGB); in
-    ``histogram`` mode it is recoloured to the content's palette, as the optimiser's styles are.
+    ``histogram`` mode it is recoloured to the content's palette, as the optimiser's styles are;
+    otherwise to the style images' palette (their blended colour mean and covariance).
     """
     size = min(max(settings.size, MIN_SIDE), MAX_SIDE)
     mode = settings.preserve_color
@@ -296,7 +297,24 @@ def instant_init(
         return to_uint8(color.luminance_image(result))
     if mode == "histogram":
         return color.match_color_histogram(result, resize_to(content, *result.shape[:2]))
-    return result
+    if strength < 100.0:
+        return result  # a weaker style keeps (some of) the photo's own colours: leave them
+    # The network's palette is near the style's but not on it, and the optimiser's first style
+    # layer (block1's Gram matrix) is mostly colour mean and covariance: starting on the
+    # styles' exact colour statistics gives it that part for free (measured on 2 pairs at the
+    # same steps: a lower style distance after 8 and 25 steps).
+    pairs = [(styles, 1.0)] if isinstance(styles, np.ndarray) else list(styles)
+    palette = [(_at_most(_check_rgb(image, "style image"), size), w) for image, w in pairs]
+    return color.match_color_histogram(result, palette)
+
+
+def _at_most(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` with its long side at most ``side`` (colour statistics need no more)."""
+    height, width = image.shape[:2]
+    if max(height, width) <= side:
+        return image
+    scale = side / max(height, width)
+    return resize_to(image, max(1, round(height * scale)), max(1, round(width * scale)))
 
 
 def instant_record(

@@ -117,8 +117,33 @@ def _sqrt_and_inv_sqrt(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (vectors * root) @ vectors.T, (vectors / root) @ vectors.T
 
 
+def color_stats(
+    images: np.ndarray | list[tuple[np.ndarray, float]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel mean (3,) and 3x3 colour covariance of an image, or of a weighted blend of images.
+
+    ``images`` is one RGB image or ``[(image, weight), ...]``: a blend's statistics are those
+    of the mixture, each image's pixels weighted by its share of the total weight (so images of
+    different sizes count by their weight, not their pixel count). Weights must not all be 0.
+    """
+    pairs = [(images, 1.0)] if isinstance(images, np.ndarray) else list(images)
+    total = float(sum(weight for _, weight in pairs))
+    if not pairs or total <= 0:
+        raise ValueError("give at least one image a weight above 0")
+    mean, second = np.zeros(3), np.zeros((3, 3))
+    for image, weight in pairs:
+        px = _as_rgb(image).reshape(-1, 3)
+        share = float(weight) / total
+        mean += share * px.mean(axis=0)
+        second += share * (px.T @ px) / len(px)
+    return mean, second - np.outer(mean, mean)
+
+
 def match_color_histogram(
-    style: np.ndarray, content: np.ndarray, *, eps: float = 0.1
+    style: np.ndarray,
+    content: np.ndarray | list[tuple[np.ndarray, float]],
+    *,
+    eps: float = 0.1,
 ) -> np.ndarray:
     """Recolour ``style`` so its pixel mean and 3x3 colour covariance equal ``content``'s.
 
@@ -127,18 +152,18 @@ def match_color_histogram(
     ``A cov_s A^T = cov_c``. The symmetric root (rather than Cholesky) changes the colours the
     least, so the style's own structure is kept. ``eps * I`` (in 0..255 units squared; 0.1 is
     below uint8 quantisation noise) regularises the covariances, so a grey or flat style does
-    not blow up the inverse root. Returns uint8 with the style's shape; the images may differ
-    in size.
+    not blow up the inverse root. ``content`` may be a weighted blend ``[(image, weight), ...]``
+    (see :func:`color_stats`). Returns uint8 with the style's shape; the images may differ in
+    size.
     """
     style_px = _as_rgb(style, "style").reshape(-1, 3)
-    content_px = _as_rgb(content, "content").reshape(-1, 3)
     shape = np.shape(style)
     eye = np.eye(3) * float(eps)
-    mean_s, mean_c = style_px.mean(axis=0), content_px.mean(axis=0)
-    cov_s = np.cov(style_px, rowvar=False, bias=True) + eye
-    cov_c = np.cov(content_px, rowvar=False, bias=True) + eye
-    _, inv_root_s = _sqrt_and_inv_sqrt(cov_s)
-    root_c, _ = _sqrt_and_inv_sqrt(cov_c)
+    mean_s, cov_s = color_stats(style)
+    reference = content if isinstance(content, list) else _as_rgb(content, "content")
+    mean_c, cov_c = color_stats(reference)
+    _, inv_root_s = _sqrt_and_inv_sqrt(cov_s + eye)
+    root_c, _ = _sqrt_and_inv_sqrt(cov_c + eye)
     transform = root_c @ inv_root_s
     mapped = (style_px - mean_s) @ transform.T + mean_c
     return to_uint8(mapped).reshape(shape)
