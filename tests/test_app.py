@@ -132,6 +132,16 @@ def test_page_renders_with_defaults(data_dir: Path) -> None:
     assert not at.error
 
 
+def test_scales_slider_is_off_while_the_run_starts_from_the_instant_painting(
+    data_dir: Path,
+) -> None:
+    at = _page()
+    assert at.selectbox(key="init").value == "instant"
+    assert at.slider(key="scales").disabled  # an instant start runs at full size only
+    at.selectbox(key="init").set_value("content").run()
+    assert not at.slider(key="scales").disabled
+
+
 def test_the_page_process_never_imports_tensorflow() -> None:
     code = (
         "import sys; import stransfer.page.main, stransfer.page.video, stransfer.service; "

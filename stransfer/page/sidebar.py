@@ -12,12 +12,13 @@ library when a job is submitted.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import streamlit as st
 
 from stransfer.core.models import MODEL_NAMES, ModelSpec, get_model
+from stransfer.core.plan import scales_for
 from stransfer.core.settings import (
     COLOR_MODES,
     INITS,
@@ -331,7 +332,27 @@ def optimiser_options() -> dict[str, Any]:
         precision = st.selectbox(
             "Precision", PRECISIONS, index=PRECISIONS.index(DEFAULTS.precision), key="precision"
         )
-        scales = st.slider("Scales (coarse to fine)", 1, MAX_SCALES, DEFAULTS.scales, key="scales")
+        init = st.selectbox(
+            "Initialisation",
+            INITS,
+            index=INITS.index(DEFAULTS.init),
+            key="init",
+            help="Start from the content image, seeded noise, the first style image, or the "
+            "instant engine's painting (the style's palette from the first step).",
+        )
+        # An instant start is planned at full size only (core.plan.scales_for): say so.
+        one_scale = scales_for(replace(DEFAULTS, init=init)) == 1
+        scales = st.slider(
+            "Scales (coarse to fine)",
+            1,
+            MAX_SCALES,
+            DEFAULTS.scales,
+            key="scales",
+            disabled=one_scale,
+            help="Starting from the instant painting, every step is at full size."
+            if one_scale
+            else "Coarse scales settle the layout cheaply before the full-size steps.",
+        )
         style_scale = st.slider(
             "Style scale",
             *STYLE_SCALE_RANGE,
@@ -340,14 +361,6 @@ def optimiser_options() -> dict[str, Any]:
             key="style_scale",
             help="Size of the style images relative to the output: below 1 gives finer "
             "strokes, above 1 coarser ones.",
-        )
-        init = st.selectbox(
-            "Initialisation",
-            INITS,
-            index=INITS.index(DEFAULTS.init),
-            key="init",
-            help="Start from the content image, seeded noise, the first style image, or the "
-            "instant engine's painting (the style's palette from the first step).",
         )
         seed = st.number_input("Seed", 0, SEED_MAX, DEFAULTS.seed, key="seed")
     return {
