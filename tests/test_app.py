@@ -75,6 +75,14 @@ def _wait(at: AppTest, timeout: float = TIMEOUT) -> None:
     raise AssertionError("the job did not end")
 
 
+def _open_groups(at: AppTest, is_open: bool = True) -> None:
+    """Open (or close) the sidebar groups drawn only while open, as a click would."""
+    for key in ("group:weights", "group:optimiser", "group:layers"):
+        at.session_state[key] = is_open
+    at.run()
+    assert not at.exception
+
+
 def _steps(at: AppTest, steps: int, size: int = 100) -> None:
     at.radio(key="run_for").set_value("steps").run()
     at.number_input(key="steps").set_value(steps)
@@ -120,7 +128,11 @@ def test_page_renders_with_defaults(data_dir: Path) -> None:
     assert at.slider(key="size").value == 512
     assert at.slider(key="strength").value == 100
     labels = {w.label for w in [*at.slider, *at.number_input, *at.selectbox]}
-    assert {"Output size (long side, px)", "Strength", "Style loss weight (β)"} <= labels
+    assert {"Output size (long side, px)", "Strength"} <= labels
+    assert "Style loss weight (β)" not in labels  # the advanced groups are drawn once opened
+    _open_groups(at)
+    labels = {w.label for w in [*at.slider, *at.number_input, *at.selectbox]}
+    assert {"Style loss weight (β)", "Seed"} <= labels
     assert not any("Intermediate" in label for label in labels)
     assert "Run ends within 1m00s with its best picture" in " ".join(_messages(at.caption))
     previews = [c for i in at.image for c in i.captions if c.startswith("Instant preview")]
@@ -136,10 +148,33 @@ def test_scales_slider_is_off_while_the_run_starts_from_the_instant_painting(
     data_dir: Path,
 ) -> None:
     at = _page()
+    _open_groups(at)
     assert at.selectbox(key="init").value == "instant"
     assert at.slider(key="scales").disabled  # an instant start runs at full size only
     at.selectbox(key="init").set_value("content").run()
     assert not at.slider(key="scales").disabled
+
+
+def test_closed_groups_keep_their_values(data_dir: Path) -> None:
+    """The advanced groups are drawn only while open; what was set in them stays set."""
+    at = _page()
+    _open_groups(at)
+    at.number_input(key="seed").set_value(7)
+    at.number_input(key="style_weight").set_value(3.0)
+    at.run()
+    # What the layer table's last open run kept, had a cell been edited (AppTest cannot type
+    # into st.data_editor): the group closes with it.
+    version, table = at.session_state["layers_edited:VGG19"]
+    table = table.copy()
+    table.loc["block1_conv1", "style"] = 4.5
+    at.session_state["layers_edited:VGG19"] = (version, table)
+    _open_groups(at, False)
+    at.run()  # another run without the widgets: Streamlit would forget unkept values here
+    _open_groups(at)
+    assert at.number_input(key="seed").value == 7
+    assert at.number_input(key="style_weight").value == 3.0
+    edited = at.session_state["layers_edited:VGG19"][1]
+    assert edited.loc["block1_conv1", "style"] == 4.5  # reopened on the edited table
 
 
 def test_the_page_process_never_imports_tensorflow() -> None:
@@ -296,7 +331,7 @@ def test_the_service_queues_says_what_it_does_and_cancels(data_dir: Path) -> Non
     try:
         content = (data_dir / "content" / "ramp.png").read_bytes()
         style = (data_dir / "style" / "noise.png").read_bytes()
-        settings = {"steps": 4, "size": 128, "scales": 2, "precision": "float32"}
+        settings = {"steps": 4, "size": 128, "scales": 2, "init": "content", "precision": "float32"}
         first = service.submit(JobRequest(content, [(style, 1.0)], settings, ("c", "s")))
         second = service.submit(JobRequest(content, [(style, 1.0)], settings, ("c", "s")))
         assert service.get(second.id).phase.startswith("queued, position 2")
