@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_page_groups
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -75,14 +76,6 @@ def _wait(at: AppTest, timeout: float = TIMEOUT) -> None:
     raise AssertionError("the job did not end")
 
 
-def _open_groups(at: AppTest, is_open: bool = True) -> None:
-    """Open (or close) the sidebar groups drawn only while open, as a click would."""
-    for key in ("group:weights", "group:optimiser", "group:layers"):
-        at.session_state[key] = is_open
-    at.run()
-    assert not at.exception
-
-
 def _steps(at: AppTest, steps: int, size: int = 100) -> None:
     at.radio(key="run_for").set_value("steps").run()
     at.number_input(key="steps").set_value(steps)
@@ -130,7 +123,7 @@ def test_page_renders_with_defaults(data_dir: Path) -> None:
     labels = {w.label for w in [*at.slider, *at.number_input, *at.selectbox]}
     assert {"Output size (long side, px)", "Strength"} <= labels
     assert "Style loss weight (β)" not in labels  # the advanced groups are drawn once opened
-    _open_groups(at)
+    open_page_groups(at)
     labels = {w.label for w in [*at.slider, *at.number_input, *at.selectbox]}
     assert {"Style loss weight (β)", "Seed"} <= labels
     assert not any("Intermediate" in label for label in labels)
@@ -148,7 +141,7 @@ def test_scales_slider_is_off_while_the_run_starts_from_the_instant_painting(
     data_dir: Path,
 ) -> None:
     at = _page()
-    _open_groups(at)
+    open_page_groups(at)
     assert at.selectbox(key="init").value == "instant"
     assert at.slider(key="scales").disabled  # an instant start runs at full size only
     at.selectbox(key="init").set_value("content").run()
@@ -158,7 +151,7 @@ def test_scales_slider_is_off_while_the_run_starts_from_the_instant_painting(
 def test_closed_groups_keep_their_values(data_dir: Path) -> None:
     """The advanced groups are drawn only while open; what was set in them stays set."""
     at = _page()
-    _open_groups(at)
+    open_page_groups(at)
     at.number_input(key="seed").set_value(7)
     at.number_input(key="style_weight").set_value(3.0)
     at.run()
@@ -168,9 +161,9 @@ def test_closed_groups_keep_their_values(data_dir: Path) -> None:
     table = table.copy()
     table.loc["block1_conv1", "style"] = 4.5
     at.session_state["layers_edited:VGG19"] = (version, table)
-    _open_groups(at, False)
+    open_page_groups(at, False)
     at.run()  # another run without the widgets: Streamlit would forget unkept values here
-    _open_groups(at)
+    open_page_groups(at)
     assert at.number_input(key="seed").value == 7
     assert at.number_input(key="style_weight").value == 3.0
     edited = at.session_state["layers_edited:VGG19"][1]

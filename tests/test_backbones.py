@@ -21,7 +21,10 @@ def test_backbone_builds_and_three_steps_lower_the_loss(name, content_img, style
     assert set(backbone.style_layers) <= set(backbone.layers)
     assert backbone.content_layers and backbone.style_layers
 
-    settings = TransferSettings(model=name, steps=3, size=80, scales=1, optimizer="lbfgs")
+    # From the photo: a random network's loss from an instant start may already be near its floor.
+    settings = TransferSettings(
+        model=name, steps=3, size=80, scales=1, optimizer="lbfgs", init="content"
+    )
     events = list(transfer(content_img, style_img, settings, extractor))
     assert [e.step for e in events] == [1, 2, 3]
     assert events[-1].losses["total"] < events[0].losses["total"]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_page_groups
 from PIL import Image
 from pngs import handmade_png
 from streamlit.testing.v1 import AppTest
@@ -378,15 +379,16 @@ def _captions(at: AppTest) -> list[str]:
 def _page() -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
+    open_page_groups(at)  # the tests set the advanced groups' widgets too
     return at
 
 
 def _steps(at: AppTest, steps: int) -> None:
-    """Run for a number of steps at the smallest size, one scale."""
+    """Run for a number of steps at the smallest size (one scale: the default instant start
+    is planned at full size only)."""
     at.radio(key="run_for").set_value("steps").run()
     at.number_input(key="steps").set_value(steps)
     at.slider(key="size").set_value(APP_SIZE)
-    at.slider(key="scales").set_value(1)
 
 
 def _run(at: AppTest, timeout: float = TIMEOUT) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_page_groups
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -139,6 +140,7 @@ def test_instant_mode_runs_an_instant_job_and_lists_the_builtin_styles(
 
 def test_optimise_mode_offers_instant_initialisation(data_dir: Path) -> None:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    open_page_groups(at)
     assert "instant" in at.selectbox(key="init").options
     assert "Built-in 1" not in at.selectbox(key="style_file").options  # images only
 
