@@ -26,7 +26,7 @@ import numpy as np
 
 from ..core.settings import COLOR_MODES, SettingsError, TransferSettings
 from ..io import color
-from ..io.images import ImageError, image_sha256, resize_to, to_uint8
+from ..io.images import ImageError, fit_long_side, image_sha256, resize_to, to_uint8
 from ..io.records import RunRecord
 from .models import session
 
@@ -304,17 +304,10 @@ def instant_init(
     # styles' exact colour statistics gives it that part for free (measured on 2 pairs at the
     # same steps: a lower style distance after 8 and 25 steps).
     pairs = [(styles, 1.0)] if isinstance(styles, np.ndarray) else list(styles)
-    palette = [(_at_most(_check_rgb(image, "style image"), size), w) for image, w in pairs]
+    # Colour statistics need no more pixels than the output has.
+    small = [(_check_rgb(image, "style image"), w) for image, w in pairs]
+    palette = [(fit_long_side(i, size) if max(i.shape[:2]) > size else i, w) for i, w in small]
     return color.match_color_histogram(result, palette)
-
-
-def _at_most(image: np.ndarray, side: int) -> np.ndarray:
-    """``image`` with its long side at most ``side`` (colour statistics need no more)."""
-    height, width = image.shape[:2]
-    if max(height, width) <= side:
-        return image
-    scale = side / max(height, width)
-    return resize_to(image, max(1, round(height * scale)), max(1, round(width * scale)))
 
 
 def instant_record(
