@@ -170,6 +170,27 @@ def test_closed_groups_keep_their_values(data_dir: Path) -> None:
     assert edited.loc["block1_conv1", "style"] == 4.5  # reopened on the edited table
 
 
+def test_the_panel_polls_twice_per_measured_step(data_dir: Path) -> None:
+    """Before a measurement every 0.5 s; then half the quickest step of the plan (so every
+    frame still shows), bounded: a poll costs the run CPU, a step at full size seconds."""
+    from stransfer.page.main import poll_seconds
+    from stransfer.page.output import MAX_POLL_S, POLL_S, rate_book
+    from stransfer.page.state import ImageChoice, Request
+
+    fields = {"model": "VGG19", "precision": "auto", "size": 512, "steps": 10, "scales": 1}
+    request = Request(ImageChoice("c", shape=(341, 512)), [ImageChoice("s")], fields)
+    book = rate_book()
+    book.clear()
+    assert poll_seconds(request) == POLL_S  # nothing measured yet
+    book[("VGG19", "auto")] = 8.0  # s per step per megapixel: 1.4 s a step at 512x341
+    assert poll_seconds(request) == pytest.approx(8.0 * 341 * 512 / 1e6 / 2)
+    two = Request(request.content, request.styles, {**fields, "scales": 2, "init": "content"})
+    assert poll_seconds(two) == POLL_S  # the coarse scale's steps take a quarter of that
+    book[("VGG19", "auto")] = 80.0
+    assert poll_seconds(request) == MAX_POLL_S
+    book.clear()
+
+
 def test_the_page_process_never_imports_tensorflow() -> None:
     code = (
         "import sys; import stransfer.page.main, stransfer.page.video, stransfer.service; "

@@ -16,7 +16,7 @@ from stransfer.core.settings import SettingsError
 from stransfer.io.images import ImageError
 from stransfer.service.jobs import JobError, JobRequest, JobService
 
-from .output import gallery, output_panel, rate_book, show_png
+from .output import MAX_POLL_S, POLL_S, gallery, output_panel, rate_book, show_png
 from .restore import settings_loader
 from .sidebar import sidebar, sidebar_top, style_label
 from .state import ImageChoice, PageState, Request, Shown, page_state
@@ -94,7 +94,7 @@ def main() -> None:
         started = start(request, state, runner)
     top.promise.caption(promise_text(request))
     with panel:
-        output_panel(runner, request)
+        output_panel(runner, request, poll_seconds(request))
     if request.instant:
         with output_col:
             video_panel(request)
@@ -253,6 +253,22 @@ def plan_notices(request: Request, fields: dict) -> tuple[str, ...]:
     except USER_ERRORS:
         return ()
     return tuple(sentence(ValueError(notice)) + "." for notice in plan.notices)
+
+
+def poll_seconds(request: Request) -> float:
+    """How often the Output panel asks for a running job's news: half the quickest step of the
+    plan at the speed this server measured (so every step's frame still shows), between POLL_S
+    and MAX_POLL_S; POLL_S before anything was measured."""
+    fields = request.fields
+    rate = rate_book().get((fields.get("model"), fields.get("precision")))
+    if request.instant or rate is None or request.content.shape is None:
+        return POLL_S
+    try:
+        plan = recipe_of(fields).plan(request.content.shape)
+    except USER_ERRORS:
+        return POLL_S
+    quickest = min(rate * height * width / 1e6 for height, width in plan.shapes)
+    return min(max(POLL_S, quickest / 2), MAX_POLL_S)
 
 
 def promise_text(request: Request) -> str:

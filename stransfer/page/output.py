@@ -21,9 +21,11 @@ from stransfer.service.jobs import Conflict, JobService, JobView
 from .preview import instant_preview
 from .state import PageState, Request, Shown, page_state
 
-# The panel's redraw interval during a job: a 512 px step takes 1-5 s on 2 cores, and every
-# poll costs the server and the browser CPU that the run could use.
+# The panel's redraw interval during a job (the shortest; see ``main.poll_seconds``): a 512 px
+# step takes 1-5 s on 2 cores, and every poll costs the browser about 0.15 CPU-s and the server
+# some that the run could use.
 POLL_S = 0.5
+MAX_POLL_S = 2.0
 LOSS_PARTS = ("content", "style", "tv")
 IDLE_TEXT = "Choose a content and a style image, then press Run."
 PREVIEW_SHOWN_KEY = "_instant_preview_shown"  # set by the full run for the fragment
@@ -41,9 +43,10 @@ def show_png(target: Any, png: bytes, caption: str) -> None:
     target.image(png, caption=caption, output_format="PNG")
 
 
-def output_panel(runner: JobService, request: Request) -> None:
-    """Draw (and, while a job runs, keep redrawing) the Output panel; before Run (or when the
-    result on show was made with other settings) the instant preview of the current picks."""
+def output_panel(runner: JobService, request: Request, poll_s: float = POLL_S) -> None:
+    """Draw (and, while a job runs, keep redrawing every ``poll_s``) the Output panel; before
+    Run (or when the result on show was made with other settings) the instant preview of the
+    current picks."""
     active = (current := page_state().current) is not None and not current.final
     signature = request.signature()
     shown = current if current is not None and current.image is not None else None
@@ -51,7 +54,7 @@ def output_panel(runner: JobService, request: Request) -> None:
     # A re-attached job (no signature: its settings are not the sidebar's) keeps the panel.
     if not active and (shown is None or shown.signature not in ("", signature)):
         preview_panel(request, below=shown is not None)
-    st.fragment(_panel, run_every=POLL_S if active else None)(runner, signature)
+    st.fragment(_panel, run_every=poll_s if active else None)(runner, signature)
 
 
 def preview_panel(request: Request, below: bool) -> None:
