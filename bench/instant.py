@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench import cpu
 from stransfer.instant import instant, instant_init, style_vector, stylise
 from stransfer.instant import models as M
 from stransfer.instant.video import stylise_video
@@ -36,16 +36,6 @@ from stransfer.io.images import fit_long_side, load_image, resize_to, save_image
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
 BUDGETS = (10.0, 30.0)
-
-
-def lscpu() -> str:
-    """The CPU model and flags, as lscpu prints them."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except OSError:
-        return "lscpu not available"
-    keep = ("Model name", "CPU(s):", "Flags")
-    return "\n".join(line for line in text.splitlines() if line.strip().startswith(keep))
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -243,7 +233,7 @@ def main() -> None:
     args = parser.parse_args()
     only = set(args.only.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
-    print(lscpu())
+    print(cpu())
     M.install()
     content = load_image(SHARED / "content" / "chicago.jpg")
     style = load_image(SHARED / "style" / "wave.jpg")

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.instant import SHARED, _contact_sheet, _pairs, lscpu
+from bench import cpu
+from bench.instant import SHARED, _contact_sheet, _pairs
 from stransfer.core.plan import plan_run, seconds_left
 from stransfer.core.recipe import make_recipe
 from stransfer.instant import instant
@@ -123,7 +124,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench_results" / "instant_init")
     args = parser.parse_args()
-    print(lscpu())
+    print(cpu())
     from bench.baselines import Scorer
     from stransfer import load_extractor
     from stransfer.weights import resolve_weights

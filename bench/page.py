@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import cpu
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 CONTENT, STYLE, STEPS = "astronaut.jpg", "brush_strokes.jpg", 12
@@ -79,15 +81,6 @@ IDLE_JS = """text => document.querySelector('[data-testid="stApp"]')
     ?.getAttribute('data-test-script-state') === 'notRunning'
   && [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
     .some(c => c.textContent.startsWith(text))"""
-
-
-def cpu() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    model = fields.get("Model name", "?").strip()
-    flags = fields.get("Flags", "").split()
-    wanted = [f for f in flags if f.startswith(("avx", "amx", "fma"))]
-    return f"{model}; {fields.get('CPU(s)', '?').strip()} CPUs; flags: {' '.join(wanted)}"
 
 
 def cpu_seconds() -> dict[str, float]:

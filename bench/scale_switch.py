@@ -22,14 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+from bench import cpu
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu() -> str:
-    """The ``lscpu`` model name and flags (the flags decide the precision and the kernels)."""
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    keep = [line for line in out.splitlines() if line.startswith(("Model name", "CPU(s)", "Flags"))]
-    return "\n".join(keep)
 
 
 def switch_costs(trace_per_shape: bool, size: int, scales: int, steps: int) -> dict:

@@ -19,8 +19,8 @@ from stransfer import TransferSettings, load_extractor, transfer
 from stransfer.io.images import load_image
 from stransfer.weights import resolve_weights
 
+from . import cpu
 from .baselines import Scorer
-from .scale_switch import cpu
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,21 +28,13 @@ import contextlib
 
 from servers import Server
 
+from bench import cpu
 from stransfer.service.store import Store
 
 
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
-
-
-def _cpu() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    shown = [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))]
-    model, cpus = fields.get("Model name", "?").strip(), fields.get("CPU(s)", "?").strip()
-    return f"{model}, {cpus} CPUs, flags: {' '.join(shown)}"
 
 
 class PeakRSS(threading.Thread):
@@ -112,7 +103,7 @@ def run(args: argparse.Namespace) -> dict:
     waits = [r["wait"] for r in results]
     totals = [r["total"] for r in results]
     return {
-        "cpu": _cpu(),
+        "cpu": cpu(),
         "clients": args.clients,
         "workers": args.workers,
         "job": settings,
