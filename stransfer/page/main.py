@@ -11,7 +11,7 @@ import streamlit as st
 
 from stransfer.core.events import format_duration
 from stransfer.core.models import ModelError
-from stransfer.core.plan import seconds_left
+from stransfer.core.plan import RunPlan, seconds_left
 from stransfer.core.settings import SettingsError
 from stransfer.io.images import ImageError
 from stransfer.service.jobs import JobError, JobRequest, JobService
@@ -255,18 +255,28 @@ def plan_notices(request: Request, fields: dict) -> tuple[str, ...]:
     return tuple(sentence(ValueError(notice)) + "." for notice in plan.notices)
 
 
+def measured_plan(request: Request) -> tuple[RunPlan, float] | None:
+    """The run's plan and the seconds per full-size step per megapixel this server measured for
+    its model and precision, or None before a measurement. Raises the user's error for settings
+    no run could use."""
+    fields = request.fields
+    rate = rate_book().get((fields.get("model"), fields.get("precision")))
+    if request.instant or rate is None or request.content.shape is None:
+        return None
+    return recipe_of(fields).plan(request.content.shape), rate
+
+
 def poll_seconds(request: Request) -> float:
     """How often the Output panel asks for a running job's news: half the quickest step of the
     plan at the speed this server measured (so every step's frame still shows), between POLL_S
     and MAX_POLL_S; POLL_S before anything was measured."""
-    fields = request.fields
-    rate = rate_book().get((fields.get("model"), fields.get("precision")))
-    if request.instant or rate is None or request.content.shape is None:
-        return POLL_S
     try:
-        plan = recipe_of(fields).plan(request.content.shape)
+        measured = measured_plan(request)
     except USER_ERRORS:
+        measured = None
+    if measured is None:
         return POLL_S
+    plan, rate = measured
     quickest = min(rate * height * width / 1e6 for height, width in plan.shapes)
     return min(max(POLL_S, quickest / 2), MAX_POLL_S)
 
@@ -285,16 +295,16 @@ def promise_text(request: Request) -> str:
             f"Run ends within {format_duration(budget)} with its best picture "
             "(the first run also loads the model)."
         )
-    rate = rate_book().get((fields["model"], fields["precision"]))
-    if rate is None or request.content.shape is None:
+    try:
+        measured = measured_plan(request)
+    except USER_ERRORS:
+        return ""
+    if measured is None:
         return (
             f"How long {fields['steps']} steps take is measured on the first run; "
             "a time budget says it in advance."
         )
-    try:
-        plan = recipe_of(fields).plan(request.content.shape)
-    except USER_ERRORS:
-        return ""
+    plan, rate = measured
     height, width = plan.output_shape
     seconds = seconds_left(plan, rate * height * width / 1e6)
     return f"About {format_duration(seconds)} for {fields['steps']} steps (measured here)."
