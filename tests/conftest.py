@@ -44,13 +44,12 @@ def vgg_random():
     return load_extractor("VGG19", "float32", "random")
 
 
-PAGE_GROUPS = ("group:weights", "group:optimiser", "group:layers")
-
-
 def open_page_groups(at, is_open: bool = True) -> None:
     """Open (or close) the page's sidebar groups that are drawn only while open, as a click
     would, and rerun (``at`` is a ``streamlit.testing.v1.AppTest``)."""
-    for key in PAGE_GROUPS:
+    from stransfer.page.sidebar import LAZY_GROUPS
+
+    for key in LAZY_GROUPS:
         at.session_state[key] = is_open
     at.run()
     assert not at.exception, at.exception

@@ -64,6 +64,8 @@ LAZY_FIELDS = {
         "seed",
     ),
 }
+LAYERS_GROUP = "group:layers"  # the layer table (its edits are kept by ``layer_editor``)
+LAZY_GROUPS = (*LAZY_FIELDS, LAYERS_GROUP)
 
 
 def lazy_group(label: str, key: str) -> Any | None:
@@ -470,7 +472,7 @@ def layer_editor(spec: ModelSpec) -> tuple[dict[str, float], dict[str, float]]:
     drawn only while its group is open (``lazy_group``)."""
     base_key, edited_key = layer_base_key(spec.name), f"layers_edited:{spec.name}"
     version = st.session_state.get(LAYERS_VERSION_KEY, 0)
-    box = lazy_group("Layers", "group:layers")
+    box = lazy_group("Layers", LAYERS_GROUP)
     if box is None:
         # A table edited while open becomes the base, so reopening shows the edits (a new
         # version: a fresh editor over them). A Load since then bumped the version: its table.
