@@ -30,8 +30,9 @@ weights: $(STAMP)
 
 setup: $(STAMP) weights
 
+# The page, warmed up before its first visitor (= streamlit run app.py, see stransfer/cli/page.py).
 run: setup
-	$(BIN)/streamlit run app.py
+	$(BIN)/python -m stransfer page
 
 test: setup
 	$(BIN)/python -m pytest

@@ -1,4 +1,5 @@
-"""Stransfer's Streamlit page: ``streamlit run app.py``.
+"""Stransfer's Streamlit page: ``streamlit run app.py`` (``make run`` uses ``python -m stransfer
+page``: the same, warmed up before the first visitor).
 
 The page lives in ``stransfer.page`` (state, inputs, restore, video, sidebar, preview, output,
 main), a client of ``stransfer.service``;

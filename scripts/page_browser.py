@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,19 +30,32 @@ def chromium() -> str:
     return found
 
 
+READY_LINE = b"stransfer page: ready"  # what ``stransfer page`` logs once warmed up
+
+
 @contextlib.contextmanager
 def page_server(
-    env: dict[str, str] | None = None, log: Path | None = None, app: Path | None = None
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    app: Path | None = None,
+    *,
+    warm: bool = True,
 ) -> Iterator[str]:
-    """``streamlit run app.py`` as ``make run`` starts it (the project's config), on a free
-    loopback port; yields its URL and stops it after. ``app``: another script, served the same
-    way (from the project folder, so with the same config)."""
+    """The page as ``make run`` starts it (``python -m stransfer page``: the project's config,
+    warmed up before the first visitor), on a free loopback port; yields its URL once healthy
+    (and, with ``warm``, once its warm-up is done) and stops it after. ``app``: another script,
+    served by plain ``streamlit run`` from the project folder (so with the same config);
+    ``warm=False`` serves the page that way too (a cold first visit)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "streamlit", "run", str(app or ROOT / "app.py")]
+    if app is None and warm:
+        command = [sys.executable, "-m", "stransfer", "page"]
+    else:
+        command = [sys.executable, "-m", "streamlit", "run", str(app or ROOT / "app.py")]
     command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    sink = open(log or os.devnull, "wb")  # noqa: SIM115 - closed below
+    log = log or Path(tempfile.mkdtemp()) / "page.log"
+    sink = open(log, "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=sink, stderr=sink
     )
@@ -56,6 +70,10 @@ def page_server(
             time.sleep(0.2)
         else:
             raise RuntimeError("the page did not start")
+        while app is None and warm and READY_LINE not in log.read_bytes():
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the page did not warm up: see {log}")
+            time.sleep(0.1)
         yield url
     finally:
         process.terminate()

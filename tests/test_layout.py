@@ -11,7 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "stransfer"
 #: Stage order; a module may import its own stage and earlier ones.
-STAGES = ("core", "io", "weights", "instant", "engine", "service", "cli", "page")
+#: ``cli`` comes last: every command, ``stransfer page`` (the page's launcher) included.
+STAGES = ("core", "io", "weights", "instant", "engine", "service", "page", "cli")
 #: Stages that must stay free of TensorFlow, so the page and API processes never load it.
 NO_ENGINE = ("core", "io", "weights", "instant", "page")
 

@@ -60,12 +60,12 @@ def test_compose_has_page_api_workers_and_broker():
     assert {"broker", "api", "page", "worker"} <= set(services)
     broker_url = services["worker"]["environment"]["STRANSFER_BROKER"]
     assert broker_url == "redis://broker:6379/0"
-    for name in ("api", "worker"):
+    for name in ("api", "page", "worker"):
         command = services[name]["command"]
         assert command[:3] == ["python", "-m", "stransfer"] and command[3] in SUBCOMMANDS
     assert services["worker"]["command"][-1] == broker_url
     assert services["worker"]["deploy"]["replicas"] >= 2
-    assert (ROOT / services["page"]["command"][2]).exists()  # streamlit run app.py
+    assert services["page"]["command"][3] == "page"  # app.py, warmed up (COPY'd: see above)
     for name in ("api", "page", "worker"):
         assert services[name]["build"] == "."
         assert "stransfer-data:/data" in services[name]["volumes"]

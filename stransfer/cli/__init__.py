@@ -16,6 +16,7 @@ import sys
 
 #: Subcommand -> module in this package. Anything else is a transfer run's arguments.
 SUBCOMMANDS: dict[str, str] = {
+    "page": "page",
     "serve": "serve",
     "video": "video",
     "weights": "weights",

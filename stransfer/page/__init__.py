@@ -1,4 +1,5 @@
-"""The Streamlit page (``streamlit run app.py``), split along its seams.
+"""The Streamlit page (``streamlit run app.py``; ``make run`` starts it with ``stransfer page``,
+which runs ``warm`` first), split along its seams.
 
 ``state`` (what a session keeps) -> ``inputs`` (image pickers, built-in styles) -> ``restore``
 (Load settings) -> ``video`` (Instant mode's video) -> ``sidebar`` (the widgets, giving a

@@ -6,6 +6,7 @@ Decoding is cached by file identity, so a widget change elsewhere costs nothing 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -45,11 +46,10 @@ def files_of(role: str) -> dict[str, Path]:
     return {path.name: path for path in list_images(data_dir() / role)}
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _decode(key: str, name: str, _data: bytes) -> ImageChoice:
-    """Decode once per file identity ``key``: shape, a small PNG preview, a digest."""
+def decode_choice(name: str, data: bytes) -> ImageChoice:
+    """An image file's pick: its shape, a small PNG preview and a digest (or its error)."""
     try:
-        image = load_image(_data, name=name)  # bytes: a refusal can say the size
+        image = load_image(data, name=name)  # bytes: a refusal can say the size
     except ImageError as err:
         return ImageChoice(name=name, error=str(err))
     preview = fit_long_side(image, PREVIEW_SIDE)
@@ -58,11 +58,17 @@ def _decode(key: str, name: str, _data: bytes) -> ImageChoice:
         preview = resize_to(preview, max(height, PREVIEW_MIN_SIDE), max(width, PREVIEW_MIN_SIDE))
     return ImageChoice(
         name=name,
-        data=_data,
+        data=data,
         shape=image.shape[:2],
-        preview=encode_png(preview),
-        digest=hashlib.sha256(_data).hexdigest(),
+        preview=encode_png(preview, fast=True),  # shown once, locally: speed over size
+        digest=hashlib.sha256(data).hexdigest(),
     )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _decode(key: str, name: str, _data: bytes) -> ImageChoice:
+    """An upload's pick, decoded once per upload ``key``."""
+    return decode_choice(name, _data)
 
 
 def from_path(path: Path) -> ImageChoice:
@@ -73,9 +79,10 @@ def from_path(path: Path) -> ImageChoice:
     return _path_choice(str(path), stat.st_mtime_ns, stat.st_size)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@functools.lru_cache(maxsize=64)
 def _path_choice(path: str, mtime_ns: int, size: int) -> ImageChoice:
-    """A file's choice, read and decoded once per (path, mtime, size)."""
+    """A file's pick, read and decoded once per (path, mtime, size) in this process, for
+    every session (``page.warm`` decodes the default picks before the first visitor)."""
     name = Path(path).name
     if size > MAX_BYTES:
         return ImageChoice(name=name, error=f"{name} is larger than {UPLOAD_MB} MB")
@@ -83,7 +90,7 @@ def _path_choice(path: str, mtime_ns: int, size: int) -> ImageChoice:
         data = Path(path).read_bytes()
     except OSError as err:
         return ImageChoice(name=name, error=f"cannot read {name}: {err.strerror}")
-    return _decode(f"{path}:{mtime_ns}:{size}", name, data)
+    return decode_choice(name, data)
 
 
 def builtin_labels() -> dict[str, int]:

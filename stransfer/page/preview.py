@@ -84,4 +84,4 @@ def _preview(
         return None, f"No instant preview: {err}"
     except ValueError as err:  # SettingsError, ImageError: said elsewhere on the page
         return None, f"No instant preview: {err}"
-    return encode_png(image), None
+    return encode_png(image, fast=True), None  # shown once, locally: speed over size

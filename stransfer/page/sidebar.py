@@ -43,6 +43,7 @@ SEED_MAX = 2**31 - 1
 BUDGET_MAX = 86_400  # the time budget's maximum (s)
 BUDGET_MIN = 5
 DEFAULT_BUDGET = 60  # s: the default promise (a finished picture in a minute)
+DEFAULT_STRENGTH = 100.0  # %, both engines
 RUN_FOR = ("time", "steps")
 LAYERS_VERSION_KEY = "layers_version"  # bumped by Load settings to rebuild the layer editor
 ENGINES = {"optimise": "Optimise", "instant": "Instant"}  # engine -> its label
@@ -227,7 +228,9 @@ def sidebar(top: Top) -> Request:
 
 def strength_slider(key: str, help: str) -> float:
     """The 0-100 % style strength slider (each engine keeps its own value under ``key``)."""
-    return st.slider("Strength", 0.0, 100.0, 100.0, 1.0, format="%.0f%%", key=key, help=help)
+    return st.slider(
+        "Strength", 0.0, 100.0, DEFAULT_STRENGTH, 1.0, format="%.0f%%", key=key, help=help
+    )
 
 
 def instant_sidebar(top: Top) -> Request:

@@ -16,11 +16,12 @@ GALLERY_SIZE = 4  # recent results kept in the gallery
 MAX_STYLES = 4  # style images in one blend
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageChoice:
     """The image picked for one role (content or style): a file, an upload, or nothing.
 
-    ``data`` is the file's bytes (what a job carries); ``preview`` a small PNG to show.
+    ``data`` is the file's bytes (what a job carries); ``preview`` a small PNG to show. Frozen:
+    a file's pick is shared by every session (``inputs`` decodes it once per process).
     """
 
     name: str | None = None
