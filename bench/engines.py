@@ -32,6 +32,20 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def _report(
+    engine: str, startup: float, memory: float, latency: list[float], worker_killed: str
+) -> dict[str, object]:
+    """One engine's row: start-up, memory, event latency percentiles, what a killed worker did."""
+    return {
+        "engine": engine,
+        "startup_s": round(startup, 2),
+        "memory_mb": round(memory),
+        "event_p50_ms": round(1000 * _pct(latency, 0.5), 2),
+        "event_p95_ms": round(1000 * _pct(latency, 0.95), 2),
+        "worker_killed": worker_killed,
+    }
+
+
 def _rss_of_others() -> float:
     me = psutil.Process()
     total = 0
@@ -82,16 +96,12 @@ def bench_ray() -> dict:
     retried = time.perf_counter() - killed if pid_file.exists() else None
     ray.get(ref, timeout=60)
     ray.shutdown()
-    return {
-        "engine": f"ray {ray.__version__}",
-        "startup_s": round(startup, 2),
-        "memory_mb": round(memory),
-        "event_p50_ms": round(1000 * _pct(latency, 0.5), 2),
-        "event_p95_ms": round(1000 * _pct(latency, 0.95), 2),
-        "worker_killed": f"task retried from the start on a new worker after {retried:.1f} s"
+    killed_text = (
+        f"task retried from the start on a new worker after {retried:.1f} s"
         if retried is not None
-        else "not retried within 30 s",
-    }
+        else "not retried within 30 s"
+    )
+    return _report(f"ray {ray.__version__}", startup, memory, latency, killed_text)
 
 
 def _stream_events(url: str, n: int) -> None:  # an RQ job (imported by the worker)
@@ -165,16 +175,12 @@ def bench_rq() -> dict:
     worker.kill()
     server.terminate()
     server.wait()
-    return {
-        "engine": f"rq {rq.__version__} + redis-server",
-        "startup_s": round(startup, 2),
-        "memory_mb": round(memory),
-        "event_p50_ms": round(1000 * _pct(latency, 0.5), 2),
-        "event_p95_ms": round(1000 * _pct(latency, 0.95), 2),
-        "worker_killed": f"job left 'started' after {noticed:.1f} s ({status})"
+    killed_text = (
+        f"job left 'started' after {noticed:.1f} s ({status})"
         if status != "started"
-        else "job still 'started' after 30 s: RQ alone does not notice (our heartbeat does)",
-    }
+        else "job still 'started' after 30 s: RQ alone does not notice (our heartbeat does)"
+    )
+    return _report(f"rq {rq.__version__} + redis-server", startup, memory, latency, killed_text)
 
 
 if __name__ == "__main__":

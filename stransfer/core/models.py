@@ -91,32 +91,27 @@ _VGG_WHY = "style from the first conv of each of the 5 blocks, content block4_co
 _DENSE_BLOCKS = (6, 12, 24, 16)
 _RESNET50_BLOCKS = (3, 4, 6, 3)
 
+
+def _vgg(name: str, blocks: Sequence[int], weights_md5: str, offline: bool = False) -> ModelSpec:
+    """VGG16 and VGG19 differ only in their convolutions per block and weights file."""
+    return ModelSpec(
+        name=name,
+        keras_name=name,
+        preprocess=name.lower(),
+        layers=_vgg_layers(blocks),
+        content_layers={"block4_conv2": 1.0},
+        style_layers=_VGG_STYLE,
+        why=_VGG_WHY,
+        weights_file=f"{name.lower()}_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        weights_folder=name.lower(),
+        weights_md5=weights_md5,
+        offline=offline,
+    )
+
+
 _TABLE = (
-    ModelSpec(
-        name="VGG19",
-        keras_name="VGG19",
-        preprocess="vgg19",
-        layers=_vgg_layers((2, 2, 4, 4, 4)),
-        content_layers={"block4_conv2": 1.0},
-        style_layers=_VGG_STYLE,
-        why=_VGG_WHY,
-        weights_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        weights_folder="vgg19",
-        weights_md5="253f8cb515780f3b799900260a226db6",
-        offline=True,
-    ),
-    ModelSpec(
-        name="VGG16",
-        keras_name="VGG16",
-        preprocess="vgg16",
-        layers=_vgg_layers((2, 2, 3, 3, 3)),
-        content_layers={"block4_conv2": 1.0},
-        style_layers=_VGG_STYLE,
-        why=_VGG_WHY,
-        weights_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        weights_folder="vgg16",
-        weights_md5="6d6bbae143d832006294945121d1f1fc",
-    ),
+    _vgg("VGG19", (2, 2, 4, 4, 4), "253f8cb515780f3b799900260a226db6", offline=True),
+    _vgg("VGG16", (2, 2, 3, 3, 3), "6d6bbae143d832006294945121d1f1fc"),
     ModelSpec(
         name="InceptionV3",
         keras_name="InceptionV3",

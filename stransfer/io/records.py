@@ -275,6 +275,15 @@ class RunInputs:
             style_names=tuple(style_names),
         )
 
+    def extra(self, status: str, steps_planned: int) -> dict[str, Any]:
+        """The record's ``extra`` keys every run has: the input names and how it stood."""
+        return {
+            "content": self.content_name,
+            "styles": list(self.style_names),
+            "status": status,
+            "steps_planned": steps_planned,
+        }
+
 
 def recipe_record(
     recipe: Recipe,
@@ -303,10 +312,7 @@ def recipe_record(
         seconds=seconds,
         extra={
             **recipe.extra(),
-            "content": inputs.content_name,
-            "styles": list(inputs.style_names),
-            "status": event.status,
-            "steps_planned": event.steps,
+            **inputs.extra(event.status, event.steps),
             **(extra or {}),
         },
     )

@@ -4,37 +4,9 @@ Front ends use ``local_service()`` (or ``LocalService``) through the ``JobServic
 ``service.jobs``; nothing imported here loads TensorFlow.
 """
 
-from .jobs import (
-    FINAL_STATES,
-    STATES,
-    BadRequest,
-    Busy,
-    Conflict,
-    InvalidSettings,
-    JobError,
-    JobRequest,
-    JobService,
-    JobView,
-    NoSuchJob,
-    TooLarge,
-)
+from . import jobs
+from .jobs import *  # noqa: F403 - the job contract's names (``jobs.__all__``)
 from .limits import Limits
 from .local import LocalService, local_service
 
-__all__ = [
-    "FINAL_STATES",
-    "STATES",
-    "BadRequest",
-    "Busy",
-    "Conflict",
-    "InvalidSettings",
-    "JobError",
-    "JobRequest",
-    "JobService",
-    "JobView",
-    "Limits",
-    "LocalService",
-    "NoSuchJob",
-    "TooLarge",
-    "local_service",
-]
+__all__ = [*jobs.__all__, "Limits", "LocalService", "local_service"]

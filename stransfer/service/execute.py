@@ -290,12 +290,7 @@ def _execute_instant(run: RunInput, reporter: Reporter, clock: Callable[[], floa
         strength=recipe.strength,
         preserve_color=settings.preserve_color,
         seconds=seconds,
-        extra={
-            "content": inputs.content_name,
-            "styles": list(inputs.style_names),
-            "status": "done",
-            "steps_planned": 1,
-        },
+        extra=inputs.extra("done", steps_planned=1),
     )
     record = replace(record, steps_done=1)
     png = encode_png(image, png_metadata(record))

@@ -15,6 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+__all__ = [
+    "FINAL_STATES",
+    "STATES",
+    "BadRequest",
+    "Busy",
+    "Conflict",
+    "InvalidSettings",
+    "JobError",
+    "JobRequest",
+    "JobService",
+    "JobView",
+    "NoSuchJob",
+    "TooLarge",
+]
+
 STATES: tuple[JobState, ...] = ("queued", "running", "done", "failed", "cancelled")
 FINAL_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 
