@@ -18,8 +18,9 @@ file watcher off) in headless Chromium, and prints each number beside its baseli
   the script is idle; beside a one-number-input page that echoes its value. Target <= 0.2 s.
 - ``run`` (issue 10 item 0): astronaut + brush_strokes, 512 px, 12 steps, default settings
   (real VGG19 weights), Run pressed and timed until "Done" shows, beside ``transfer()`` in a
-  plain process. Each side runs once to warm up (model load, trace), then ``--repeats`` times;
-  medians. Also the CPU seconds of the server, the worker and Chromium during the page's runs.
+  plain process. Each side runs once to warm up (model load, trace), then ``--repeats`` times
+  by turns (page, library, page, ...: a drift of the machine's speed hits both); medians.
+  Also the CPU seconds of the server, the worker and Chromium during the page's runs.
   Target: ratio <= 1.15x.
 """
 
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 CONTENT, STYLE, STEPS = "astronaut.jpg", "brush_strokes.jpg", 12
 
+# The library side: one warm process that runs the same job each time it reads a line.
 LIBRARY = f"""
 import sys, time
 from stransfer import TransferSettings, load_extractor, load_image, transfer
@@ -46,11 +48,11 @@ settings = TransferSettings(steps={STEPS})
 extractor = load_extractor(settings.model, settings.precision)
 content = load_image({str(ROOT / "data" / "content" / CONTENT)!r})
 style = load_image({str(ROOT / "data" / "style" / STYLE)!r})
-for _ in range(1 + int(sys.argv[1])):
+for _ in sys.stdin:
     started = time.perf_counter()
     for event in transfer(content, style, settings, extractor):
         pass
-    print(time.perf_counter() - started)
+    print(time.perf_counter() - started, flush=True)
 """
 
 # The baselines: the least a Streamlit page can do, served like the app.
@@ -199,12 +201,42 @@ def idle_changes(browser: Browser, script: str | None, clicks: int = 9) -> list[
     return waits
 
 
-def page_runs(browser: Browser, repeats: int) -> tuple[list[float], dict[str, float]]:
-    """Seconds from Run to Done for ``repeats`` runs after a warm-up one, and the CPU seconds
-    each part used per run."""
+class Library:
+    """``transfer()`` in a plain process, kept warm between runs (model loaded, traced)."""
+
+    def __enter__(self) -> Library:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", LIBRARY],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        return self
+
+    def run(self) -> float:
+        """Seconds of one run."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def interleaved_runs(
+    browser: Browser, repeats: int
+) -> tuple[list[float], list[float], dict[str, float]]:
+    """The page's seconds from Run to Done and the library's seconds, run by turns (page,
+    library, page, ...) so that a machine getting faster or slower meanwhile affects both
+    sides alike, after one warm-up run of each; and the CPU seconds each part of the page
+    used per run."""
     from page_browser import choose, run_and_wait, run_for_steps, wait_idle
 
-    with serve(None) as url:
+    with Library() as library, serve(None) as url:
         page = browser.page(url)
         page.locator(".st-key-run button").wait_for()
         wait_idle(page)
@@ -212,26 +244,20 @@ def page_runs(browser: Browser, repeats: int) -> tuple[list[float], dict[str, fl
         choose(page, "style_file", STYLE)
         run_for_steps(page, STEPS)
         run_and_wait(page)
-        seconds = []
-        before = None
+        library.run()
+        page_seconds: list[float] = []
+        library_seconds: list[float] = []
+        used = dict.fromkeys(cpu_seconds(), 0.0)
         for _ in range(repeats):
             wait_idle(page)
-            before = before or cpu_seconds()
-            seconds.append(run_and_wait(page))
-        used = {part: (cpu - before[part]) / repeats for part, cpu in cpu_seconds().items()}
+            before = cpu_seconds()
+            page_seconds.append(run_and_wait(page))
+            for part, seconds in cpu_seconds().items():
+                used[part] += (seconds - before[part]) / repeats
+            wait_idle(page)
+            library_seconds.append(library.run())
         page.context.close()
-    return seconds, used
-
-
-def library_runs(repeats: int) -> list[float]:
-    out = subprocess.run(
-        [sys.executable, "-c", LIBRARY, str(repeats)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [float(line) for line in out.stdout.split()[-repeats:]]
+    return page_seconds, library_seconds, used
 
 
 def spread(values: list[float]) -> str:
@@ -274,13 +300,19 @@ def main() -> None:
             for name, script in (("page", None), ("trivial page", TRIVIAL_IDLE)):
                 print(f"  {name:<14} {spread(idle_changes(browser, script))}")
         if "run" in parts:
-            page, used = page_runs(browser, args.repeats)
-            library = library_runs(args.repeats)
-            print(f"{STEPS}-step default run, {CONTENT} + {STYLE}, 512 px, after a warm-up run:")
+            page, library, used = interleaved_runs(browser, args.repeats)
+            print(
+                f"{STEPS}-step default run, {CONTENT} + {STYLE}, 512 px, after a warm-up run of"
+                " each; page and library by turns:"
+            )
             print(f"  page (Chromium, Run to Done)   {spread(page)}")
             print(f"  library (transfer(), plain)    {spread(library)}")
             ratio = statistics.median(page) / statistics.median(library)
-            print(f"  ratio page/library             {ratio:.2f}x  (target <= 1.15x)")
+            pairs = statistics.median(p / q for p, q in zip(page, library, strict=True))
+            print(
+                f"  ratio page/library             {ratio:.2f}x of the medians, {pairs:.2f}x"
+                " median of each turn's (target <= 1.15x)"
+            )
             print(
                 "  CPU seconds per page run:      "
                 + ", ".join(f"{part} {seconds:.1f}" for part, seconds in used.items())

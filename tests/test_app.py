@@ -170,11 +170,12 @@ def test_closed_groups_keep_their_values(data_dir: Path) -> None:
     assert edited.loc["block1_conv1", "style"] == 4.5  # reopened on the edited table
 
 
-def test_the_panel_polls_twice_per_measured_step(data_dir: Path) -> None:
-    """Before a measurement every 0.5 s; then half the quickest step of the plan (so every
-    frame still shows), bounded: a poll costs the run CPU, a step at full size seconds."""
+def test_the_panel_polls_a_little_quicker_than_the_measured_steps(data_dir: Path) -> None:
+    """Before a measurement every 0.5 s; then a little less than the quickest step of the
+    plan (so every frame still shows), bounded: a poll costs the run CPU, a step at full size
+    seconds."""
     from stransfer.page.main import poll_seconds
-    from stransfer.page.output import MAX_POLL_S, POLL_S, rate_book
+    from stransfer.page.output import MAX_POLL_S, POLL_S, POLL_SHARE, rate_book
     from stransfer.page.state import ImageChoice, Request
 
     fields = {"model": "VGG19", "precision": "auto", "size": 512, "steps": 10, "scales": 1}
@@ -183,12 +184,44 @@ def test_the_panel_polls_twice_per_measured_step(data_dir: Path) -> None:
     book.clear()
     assert poll_seconds(request) == POLL_S  # nothing measured yet
     book[("VGG19", "auto")] = 8.0  # s per step per megapixel: 1.4 s a step at 512x341
-    assert poll_seconds(request) == pytest.approx(8.0 * 341 * 512 / 1e6 / 2)
+    step = 8.0 * 341 * 512 / 1e6
+    assert poll_seconds(request) == pytest.approx(step * POLL_SHARE) and POLL_SHARE < 1
     two = Request(request.content, request.styles, {**fields, "scales": 2, "init": "content"})
     assert poll_seconds(two) == POLL_S  # the coarse scale's steps take a quarter of that
     book[("VGG19", "auto")] = 80.0
     assert poll_seconds(request) == MAX_POLL_S
     book.clear()
+
+
+def test_the_panel_waits_for_a_run_about_to_end_and_only_then() -> None:
+    """Near its predicted end the panel asks the job every END_CHECK_S and stops as soon as it
+    has ended (the result shows at once, not a poll later); otherwise it does not wait."""
+    from stransfer.page.output import END_CHECK_S, await_end
+    from stransfer.page.state import Shown
+    from stransfer.service.jobs import JobView
+
+    class Runner:
+        def __init__(self, final_after: int) -> None:
+            self.calls, self.final_after = 0, final_after
+
+        def get(self, job_id: str) -> JobView:
+            self.calls += 1
+            return JobView(job_id, "done" if self.calls >= self.final_after else "running")
+
+    def shown(eta: float) -> Shown:
+        shown = Shown("j", 1, "c.png", ("s.png",), "none", "VGG19", 100.0, "", None)
+        shown.view = JobView("j", "running", step=11, steps=12, eta=eta)
+        return shown
+
+    ending = Runner(final_after=3)
+    await_end(ending, shown(eta=0.1), poll_s=2.0)
+    assert ending.calls == 3  # asked until it ended, then no more
+    later = Runner(final_after=1)
+    await_end(later, shown(eta=5.0), poll_s=2.0)  # ends after the next poll: no wait
+    assert later.calls == 0
+    stuck = Runner(final_after=10**6)
+    await_end(stuck, shown(eta=0.0), poll_s=0.3)  # never waits longer than one poll
+    assert stuck.calls <= 0.3 / END_CHECK_S + 1
 
 
 def test_the_page_process_never_imports_tensorflow() -> None:

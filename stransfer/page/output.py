@@ -1,13 +1,15 @@
 """The Output panel (a fragment that polls the job) and the gallery of recent results.
 
-The panel redraws itself every ``POLL_S`` while a job is active, so a run never blocks the
-widgets and a widget change never touches the run. Every element has a fixed place, so
+The panel redraws itself every ``poll_s`` (``main.poll_seconds``) while a job is active, so a
+run never blocks the widgets for longer than one poll and a widget change never touches the
+run. Every element has a fixed place, so
 nothing above it moves during a run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,11 +23,12 @@ from stransfer.service.jobs import Conflict, JobService, JobView
 from .preview import instant_preview
 from .state import PageState, Request, Shown, page_state
 
-# The panel's redraw interval during a job (the shortest; see ``main.poll_seconds``): a 512 px
-# step takes 1-5 s on 2 cores, and every poll costs the browser about 0.15 CPU-s and the server
-# some that the run could use.
+# The panel's redraw interval during a job (see ``main.poll_seconds``): a 512 px step takes
+# 1-5 s on 2 cores, and every poll costs the browser about 0.1 CPU-s that the run could use.
 POLL_S = 0.5
 MAX_POLL_S = 2.0
+POLL_SHARE = 0.9  # of the quickest measured step: a little quicker than the steps come
+END_CHECK_S = 0.05  # how often a run that is about to end is asked whether it has
 LOSS_PARTS = ("content", "style", "tv")
 IDLE_TEXT = "Choose a content and a style image, then press Run."
 PREVIEW_SHOWN_KEY = "_instant_preview_shown"  # set by the full run for the fragment
@@ -54,7 +57,7 @@ def output_panel(runner: JobService, request: Request, poll_s: float = POLL_S) -
     # A re-attached job (no signature: its settings are not the sidebar's) keeps the panel.
     if not active and (shown is None or shown.signature not in ("", signature)):
         preview_panel(request, below=shown is not None)
-    st.fragment(_panel, run_every=poll_s if active else None)(runner, signature)
+    st.fragment(_panel, run_every=poll_s if active else None)(runner, signature, poll_s)
 
 
 def preview_panel(request: Request, below: bool) -> None:
@@ -67,15 +70,31 @@ def preview_panel(request: Request, below: bool) -> None:
         st.caption(why)
 
 
-def _panel(runner: JobService, signature: str) -> None:
+def _panel(runner: JobService, signature: str, poll_s: float) -> None:
     state = page_state()
     shown = state.current
     ended_now = False
     if shown is not None and not shown.final:
+        await_end(runner, shown, poll_s)
         ended_now = poll(runner, shown, state)
     draw(state, signature)
     if ended_now:
         st.rerun(scope="app")  # stop polling; the gallery and buttons catch up
+
+
+def await_end(runner: JobService, shown: Shown, poll_s: float) -> None:
+    """When the job should end before the next poll, wait for it here (asking every
+    END_CHECK_S), so its result shows as soon as it is saved instead of up to ``poll_s``
+    later. This blocks the script at most ``poll_s``, only in a run's last moments."""
+    view = shown.view
+    if view is None or view.state != "running" or view.eta > poll_s or view.step == 0:
+        return
+    deadline = time.monotonic() + poll_s
+    while time.monotonic() < deadline:
+        time.sleep(END_CHECK_S)
+        with contextlib.suppress(KeyError):
+            if runner.get(shown.job_id).final:
+                return
 
 
 def poll(runner: JobService, shown: Shown, state: PageState) -> bool:
