@@ -3,8 +3,9 @@
     python -m bench.scales [--pairs chicago:wave,stata:udnie] [--scales 1,2,3] \\
         [--seconds 30] [--size 512] [--precision float32]
 
-Each run is ``TransferSettings(size, steps=10_000, max_seconds, scales, precision)`` on a shared
-pair (``../shared/images``), scored at the end by the benchmark's fixed fp32 VGG19 (S: style
+Each run is ``TransferSettings(size, steps=10_000, max_seconds, scales, precision,
+init="content")`` (the instant start always runs one scale) on a shared pair
+(``../shared/images``), scored at the end by the benchmark's fixed fp32 VGG19 (S: style
 distance, C: content distance; lower is better). The current default (``TransferSettings().
 scales``) is marked; the baseline for each row is the one-scale run in the same table.
 """
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
                 max_seconds=args.seconds,
                 scales=scales,
                 precision=args.precision,
+                init="content",  # the default instant start always runs one scale (plan)
             )
             started = time.perf_counter()
             events = list(transfer(content, style, settings, extractor))
