@@ -105,3 +105,19 @@ def test_page_command_finds_the_page_and_explains_itself(tmp_path: Path) -> None
         timeout=60,
     )
     assert out.returncode == 0 and "STREAMLIT OPTIONS" in out.stdout, out.stderr
+
+
+def test_pictures_come_from_the_checkout_else_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a checkout ``data/`` sits beside the package; installed (the container: the package
+    in site-packages, the page's files in /app) the page runs in the folder that holds it."""
+    monkeypatch.delenv("STRANSFER_DATA_DIR", raising=False)
+    assert inputs.data_dir() == ROOT / "data"
+    installed = tmp_path / "site-packages" / "stransfer" / "page" / "inputs.py"
+    monkeypatch.setattr(inputs, "__file__", str(installed))
+    (tmp_path / "app" / "data" / "content").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "app")
+    assert inputs.data_dir() == tmp_path / "app" / "data"
+    monkeypatch.setenv("STRANSFER_DATA_DIR", str(tmp_path / "mine"))
+    assert inputs.data_dir() == tmp_path / "mine"

@@ -37,9 +37,13 @@ UPLOAD_MB = MAX_BYTES // 2**20  # the uploaders' limit; .streamlit/config.toml s
 
 
 def data_dir() -> Path:
-    """``STRANSFER_DATA_DIR`` or the project's ``data/`` (holds ``content/`` and ``style/``)."""
-    root = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("STRANSFER_DATA_DIR") or root / "data")
+    """``STRANSFER_DATA_DIR``, else the project's ``data/`` (holds ``content/`` and ``style/``):
+    in a checkout beside ``stransfer/``; where the package is installed (the container), in
+    the working folder."""
+    if os.environ.get("STRANSFER_DATA_DIR"):
+        return Path(os.environ["STRANSFER_DATA_DIR"])
+    beside = Path(__file__).resolve().parents[2] / "data"
+    return beside if (beside / "content").is_dir() else Path.cwd() / "data"
 
 
 def files_of(role: str) -> dict[str, Path]:
