@@ -20,6 +20,7 @@ SCRIPT = "app.py"
 
 
 def page_script() -> Path | None:
+    """The page's ``app.py`` (one that imports ``stransfer.page``), or None if there is none."""
     for folder in (Path(__file__).resolve().parents[2], Path.cwd()):
         path = folder / SCRIPT
         if path.is_file() and "stransfer.page" in path.read_text(errors="replace"):

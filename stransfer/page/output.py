@@ -2,8 +2,7 @@
 
 The panel redraws itself every ``poll_s`` (``main.poll_seconds``) while a job is active, so a
 run never blocks the widgets for longer than one poll and a widget change never touches the
-run. Every element has a fixed place, so
-nothing above it moves during a run.
+run. Every element has a fixed place, so nothing above it moves during a run.
 """
 
 from __future__ import annotations
