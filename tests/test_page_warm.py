@@ -121,3 +121,16 @@ def test_pictures_come_from_the_checkout_else_the_working_folder(
     assert inputs.data_dir() == tmp_path / "app" / "data"
     monkeypatch.setenv("STRANSFER_DATA_DIR", str(tmp_path / "mine"))
     assert inputs.data_dir() == tmp_path / "mine"
+
+
+def test_page_command_without_the_page_says_where_to_run_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Installed without ``app.py`` beside it or in the working folder: one line, status 2."""
+    import stransfer.cli.page as page_command
+
+    monkeypatch.setattr(page_command, "page_script", lambda: None)
+    assert page_command.main([]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("stransfer page: error: no Stransfer app.py here"), error
+    assert error.count("\n") == 1, error
