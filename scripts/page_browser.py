@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from stransfer.page.warm import READY
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 WIDE = {"width": 1400, "height": 900}
@@ -30,7 +32,7 @@ def chromium() -> str:
     return found
 
 
-READY_LINE = b"stransfer page: ready"  # what ``stransfer page`` logs once warmed up
+READY_LINE = READY.encode()  # what ``stransfer page`` logs once warmed up
 
 
 @contextlib.contextmanager

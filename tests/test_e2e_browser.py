@@ -36,6 +36,7 @@ from PIL import Image
 
 from stransfer.io.images import image_sha256, load_image
 from stransfer.io.records import RunRecord, load_record
+from stransfer.page.warm import READY as READY_LINE
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +59,6 @@ POLL_S = 0.05
 RUN_TIMEOUT_S = 180.0
 PEAK_RSS_LIMIT = 6 * 2**30
 IDLE_LIMIT_S = 0.5  # a widget change until drawn and idle (median)
-READY_LINE = "stransfer page: ready in"  # the launcher's line once warmed up
 FIRST_DRAW_S = 2.5  # pickers and first image after the shell, on a loaded 2-core machine
 # Generated inputs: two contents with opposite aspect ratios, so that each session's output
 # shows by its shape which content it was made from.

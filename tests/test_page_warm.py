@@ -114,8 +114,10 @@ def test_pictures_come_from_the_checkout_else_the_working_folder(
     in site-packages, the page's files in /app) the page runs in the folder that holds it."""
     monkeypatch.delenv("STRANSFER_DATA_DIR", raising=False)
     assert inputs.data_dir() == ROOT / "data"
-    installed = tmp_path / "site-packages" / "stransfer" / "page" / "inputs.py"
-    monkeypatch.setattr(inputs, "__file__", str(installed))
+    import stransfer.page
+
+    installed = tmp_path / "site-packages" / "stransfer" / "page" / "__init__.py"
+    monkeypatch.setattr(stransfer.page, "__file__", str(installed))
     (tmp_path / "app" / "data" / "content").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "app")
     assert inputs.data_dir() == tmp_path / "app" / "data"

@@ -14,17 +14,16 @@ import sys
 import threading
 from pathlib import Path
 
-#: The page's script: in a checkout beside ``stransfer/``; where the package is installed (the
-#: container), in the working folder.
-SCRIPT = "app.py"
+SCRIPT = "app.py"  # in ``page.project_folder()``
 
 
 def page_script() -> Path | None:
     """The page's ``app.py`` (one that imports ``stransfer.page``), or None if there is none."""
-    for folder in (Path(__file__).resolve().parents[2], Path.cwd()):
-        path = folder / SCRIPT
-        if path.is_file() and "stransfer.page" in path.read_text(errors="replace"):
-            return path
+    from ..page import project_folder
+
+    path = project_folder() / SCRIPT
+    if path.is_file() and "stransfer.page" in path.read_text(errors="replace"):
+        return path
     return None
 
 

@@ -25,6 +25,7 @@ from stransfer.io.images import (
     resize_to,
 )
 
+from . import project_folder
 from .state import ImageChoice
 
 BUILTIN_LABEL = "Built-in {}"  # the style picker's entry for built-in style N-1 (1..26)
@@ -42,8 +43,7 @@ def data_dir() -> Path:
     the working folder."""
     if os.environ.get("STRANSFER_DATA_DIR"):
         return Path(os.environ["STRANSFER_DATA_DIR"])
-    beside = Path(__file__).resolve().parents[2] / "data"
-    return beside if (beside / "content").is_dir() else Path.cwd() / "data"
+    return project_folder() / "data"
 
 
 def files_of(role: str) -> dict[str, Path]:

@@ -13,6 +13,7 @@ import sys
 import time
 
 RUNTIME_WAIT_S = 30.0  # Streamlit's runtime exists within a second of start
+READY = "stransfer page: ready in"  # the log line once warmed up (tools and tests wait for it)
 
 
 def _runtime_started(timeout_s: float) -> bool:
@@ -74,5 +75,5 @@ def warm_up_and_log() -> None:
         sys.stderr.write(f"stransfer page: warm-up skipped ({type(err).__name__}: {err})\n")
         return
     took = time.perf_counter() - started
-    sys.stderr.write(f"stransfer page: ready in {took:.1f} s ({', '.join(done)})\n")
+    sys.stderr.write(f"{READY} {took:.1f} s ({', '.join(done)})\n")
     sys.stderr.flush()
