@@ -36,6 +36,20 @@ def style_img() -> np.ndarray:
     return _smooth_image(1, 80, 80)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _page_runs_as_in_its_own_process():
+    """After every script run Streamlit calls ``keras.backend.clear_session()`` (a full garbage
+    collection, 0.2-0.5 s here) if Keras is loaded. The page's process never loads it (its
+    workers do; ``test_app`` holds that), but this test process does, for the engine tests and
+    the in-thread workers of the page tests, whose models the reset would also pull from under
+    them. So page tests do the clean-up the page's own process does: none."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(script_runner, "_clean_problem_modules", lambda: None)
+        yield
+
+
 @pytest.fixture(scope="session")
 def vgg_random():
     """One untrained VGG19 (float32) for the whole session: building one takes seconds."""
