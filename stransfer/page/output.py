@@ -180,10 +180,13 @@ def draw(state: PageState, signature: str) -> None:
     if failed:
         st.error(view.message[:1].upper() + view.message[1:])
     pictured = shown if shown.image is not None else state.previous
+    # Parts that come and go sit in slots of their own: the panel's other elements keep their
+    # places, so a redraw replaces each in place (a shifted one vanishes until it is re-sent).
+    note_slot = st.empty()
     if pictured is not None and pictured.image is not None:
         known = bool(pictured.signature)  # a re-attached job's settings are not the sidebar's
         if known and pictured.signature != signature and (pictured.final or pictured is not shown):
-            st.caption(
+            note_slot.caption(
                 ":orange[Made with other settings than those in the sidebar now "
                 f"({describe(pictured)}). Press Run to make one with these.]"
             )
@@ -193,9 +196,10 @@ def draw(state: PageState, signature: str) -> None:
         st.caption("The picture appears here after the first step.")
     if not failed:
         progress(shown)
-    for notice in shown.notices:
-        st.caption(notice)
-    status(shown)
+    with st.empty().container():
+        for notice in shown.notices:
+            st.caption(notice)
+        status(shown)
     # While a run (a continued one too) has not ended, the last finished result stays
     # downloadable, so the buttons do not come and go.
     finished = [r for r in (pictured, state.previous) if r is not None and r.result is not None]
