@@ -34,8 +34,11 @@ setup: $(STAMP) weights
 run: setup
 	$(BIN)/python -m stransfer page
 
+# Two workers, each taking whole files (module fixtures such as the browser's server stay one
+# per file): half the suite waits on servers, browsers and worker processes, so two share the
+# cores well. `python -m pytest` alone runs it in one process.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
