@@ -29,15 +29,14 @@ BASE = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
 
 def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Wall seconds of one pytest run, and its summary line (it must pass)."""
+    """Wall seconds of one pytest run, and its summary line (failures are reported, not fatal:
+    the baseline's own failures are part of what it shows)."""
     started = time.perf_counter()
     out = subprocess.run(
         [*BASE, *args], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}
     )
     took = time.perf_counter() - started
     summary = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr[-300:]
-    if out.returncode != 0:
-        raise SystemExit(f"pytest {' '.join(args)} failed: {summary}")
     return took, summary
 
 
