@@ -372,7 +372,6 @@ class Timeline:
     progress: list[str] = field(default_factory=list)  # distinct progress texts, in order
     final: dict = field(default_factory=dict)
     started: float = 0.0
-    ended: float = 0.0
 
     def see(self, now: dict) -> None:
         if now["src"] and (not self.sources or self.sources[-1] != now["src"]):
@@ -414,7 +413,6 @@ def follow(page, timeline: Timeline, until: Callable[[dict], bool] | None = None
         if until is None and finished:
             timeline.final = wait_idle(page)
             timeline.see(timeline.final)
-            timeline.ended = time.monotonic()
             return timeline
         time.sleep(POLL_S)
     raise AssertionError(f"the run did not end in {RUN_TIMEOUT_S:.0f} s: {state(page)}")
@@ -738,7 +736,6 @@ def test_two_sessions_queue_in_order_of_arrival(
             queued_seen = queued_seen or (now["progress"] or "").startswith("queued, position 1")
             if now["download"] and ended(now) and now["script"] == "notRunning":
                 timelines[content].final = now
-                timelines[content].ended = time.monotonic()
                 del pending[content]
         time.sleep(POLL_S)
     assert not pending, f"sessions still running: {list(pending)}"
