@@ -7,14 +7,15 @@
    Keras): baseline, Streamlit's ``keras.backend.clear_session()`` after every script run (a
    full garbage collection), as before issue 10; now, skipped by ``tests/conftest.py``, as in
    the page's own process, which never loads Keras.
-2. The whole suite: baseline, one process (``python -m pytest``); now, ``make test``'s two
-   workers taking whole files (``-n 2 --dist loadfile``).
+2. The whole suite: baseline, one process (``python -m pytest``); now, with ``make test``'s
+   options (read from the Makefile: two workers taking whole files).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,6 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE_TESTS = ["tests/test_hostile_inputs.py", "tests/test_app.py", "tests/test_page_preview.py"]
 KERAS_CLEANUP = {"STRANSFER_TEST_KERAS_CLEANUP": "1"}  # tests/conftest.py: Streamlit's default
 BASE = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+
+
+def make_test_args() -> list[str]:
+    """The pytest options of ``make test`` (read from the Makefile, where they live)."""
+    recipe = re.search(r"^test:.*\n\t.*-m pytest(.*)$", (ROOT / "Makefile").read_text(), re.M)
+    if recipe is None:
+        raise SystemExit("no `python -m pytest` line under the Makefile's test target")
+    return recipe.group(1).split()
 
 
 def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -62,11 +71,12 @@ def main(argv: list[str] | None = None) -> None:
             ],
         )
     if args.only in (None, "suite"):
+        workers = make_test_args()
         report(
             "whole suite",
             [
                 ("baseline: one process", [], None),
-                ("now: make test (-n 2 --dist loadfile)", ["-n", "2", "--dist", "loadfile"], None),
+                (f"now: make test ({' '.join(workers)})", workers, None),
             ],
         )
 
