@@ -7,9 +7,12 @@ minus a normal step at that scale (the median of its other steps): what a new si
 beyond its step, in wall seconds and in this process's CPU seconds (steadier when other work
 shares the cores) (targets, enlarging, and, in the baseline, a retrace). Baseline: the objective
 traced anew for every image size (``trace_per_shape=True``, this project before issue 10);
-now: one shape-polymorphic trace. Each runs cold in a fresh extractor, float32, on the
-bundled astronaut + brush strokes. Then the cold start, ``python -m bench.probe cold SIZE``
-in a fresh process, split into imports / model build / targets + first step.
+now: one shape-polymorphic trace, and a content pass that stops at the content layer. Each runs
+cold in a fresh extractor, float32, on the bundled astronaut + brush strokes; then "now" runs
+again in the same extractor, as a user does after changing a weight: its targets are kept
+(``features.TARGETS``), so the new size costs only its step. Then the cold start,
+``python -m bench.probe cold SIZE`` in a fresh process, split into imports / model build /
+targets + first step.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from bench import cpu
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def switch_costs(trace_per_shape: bool, size: int, scales: int, steps: int) -> dict:
+def switch_costs(
+    trace_per_shape: bool, size: int, scales: int, steps: int, runs: int = 1
+) -> list[dict]:
+    """One row per run, all in one fresh extractor."""
     from stransfer import TransferSettings, load_image, transfer
     from stransfer.engine.features import FeatureExtractor
     from stransfer.weights import resolve_weights
@@ -43,23 +49,27 @@ def switch_costs(trace_per_shape: bool, size: int, scales: int, steps: int) -> d
     settings = TransferSettings(
         size=size, scales=scales, steps=steps * scales, precision="float32", init="content"
     )
-    wall: dict[int, list[float]] = {}
-    cpu_time: dict[int, list[float]] = {}
-    for event in transfer(content, style, settings, extractor):
-        wall.setdefault(event.scale, []).append(event.elapsed)
-        cpu_time.setdefault(event.scale, []).append(time.process_time())
-    result: dict = {}
-    for clock, ends in (("wall", wall), ("cpu", cpu_time)):
-        costs, normal = [], []
-        for scale in sorted(ends)[1:]:
-            times = ends[scale]
-            usual = statistics.median(b - a for a, b in itertools.pairwise(times))
-            costs.append(times[0] - ends[scale - 1][-1] - usual)
-            normal.append(usual)
-        result[clock] = {"switch": costs, "step": normal}
     validated = settings.validated()
     objective = extractor.objective(tuple(validated.content_layers), tuple(validated.style_layers))
-    return {**result, "traces": objective.traces}
+    rows = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        wall: dict[int, list[float]] = {}
+        cpu_time: dict[int, list[float]] = {}
+        for event in transfer(content, style, settings, extractor):
+            wall.setdefault(event.scale, []).append(event.elapsed)
+            cpu_time.setdefault(event.scale, []).append(time.process_time())
+        result: dict = {"run": time.perf_counter() - started}
+        for clock, ends in (("wall", wall), ("cpu", cpu_time)):
+            costs, normal = [], []
+            for scale in sorted(ends)[1:]:
+                times = ends[scale]
+                usual = statistics.median(b - a for a, b in itertools.pairwise(times))
+                costs.append(times[0] - ends[scale - 1][-1] - usual)
+                normal.append(usual)
+            result[clock] = {"switch": costs, "step": normal}
+        rows.append({**result, "traces": objective.traces})
+    return rows
 
 
 def cold_start(size: int) -> dict[str, float]:
@@ -80,11 +90,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(cpu())
     print(f"\nscale switch at {args.size} px, {args.scales} scales, float32 (seconds)")
-    rows = {}
-    for name, per_shape in (("baseline (trace per size)", True), ("now (one trace)", False)):
-        started = time.perf_counter()
-        rows[name] = switch_costs(per_shape, args.size, args.scales, args.steps)
-        rows[name]["run"] = time.perf_counter() - started
+    baseline = switch_costs(True, args.size, args.scales, args.steps)
+    first, again = switch_costs(False, args.size, args.scales, args.steps, runs=2)
+    rows = {
+        "baseline (trace per size)": baseline[0],
+        "now (one trace)": first,
+        "now, run again": again,
+    }
     print(f"{'':28}{'traces':>7}{'run':>7}  switch cost beyond a step, per new scale")
     for clock, what in (
         ("wall", "wall seconds"),

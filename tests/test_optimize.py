@@ -83,6 +83,60 @@ def test_changing_weights_or_starting_again_does_not_retrace(vgg, content_img, s
     assert objective.traces == traces == 1
 
 
+def test_running_again_reuses_the_targets(vgg, content_img, style_img):
+    """A re-run with other weights skips the target passes and gives what a fresh one would."""
+    from stransfer.engine.features import TARGETS
+
+    settings = small(size=128, scales=2, steps=4, init="content")
+    validated = settings.validated()
+    objective = vgg.objective(tuple(validated.content_layers), tuple(validated.style_layers))
+    TARGETS.clear()
+    before = objective.target_passes
+    first = list(transfer(content_img, style_img, settings, vgg))[-1].image
+    passes = objective.target_passes
+    assert passes - before == 4  # content and style at each of two scales
+    again = list(transfer(content_img, style_img, settings, vgg))[-1].image
+    reweighted = small(size=128, scales=2, steps=4, init="content", style_weight=50.0)
+    list(transfer(content_img, style_img, reweighted, vgg))
+    assert objective.target_passes == passes  # content and style at both scales were kept
+    np.testing.assert_array_equal(first, again)
+    TARGETS.clear()
+    fresh = list(transfer(content_img, style_img, settings, vgg))[-1].image
+    assert objective.target_passes == passes + 4
+    np.testing.assert_array_equal(first, fresh)
+    # Another style image: only its Grams are computed (one pass per scale).
+    list(transfer(content_img, style_img[::-1].copy(), settings, vgg))
+    assert objective.target_passes == passes + 6
+
+
+def test_the_target_cache_is_bounded_by_bytes():
+    import tensorflow as tf
+
+    from stransfer.engine.features import TargetCache
+
+    cache = TargetCache(max_bytes=3 * 400)  # room for three 100-float targets
+    made = []
+
+    def target(value: float):
+        def compute():
+            made.append(value)
+            return (tf.fill([100], value),)
+
+        return compute
+
+    images = [np.full((4, 4, 3), v, np.float32) for v in range(5)]
+    for value in range(4):
+        cache.get(("k",), images[value], target(value))
+    assert made == [0, 1, 2, 3]  # four computed; the oldest (0) dropped for the fourth
+    assert float(cache.get(("k",), images[3], target(-1))[0][0]) == 3  # kept
+    assert float(cache.get(("other",), images[3], target(9))[0][0]) == 9  # the key counts
+    cache.get(("k",), images[0], target(0))
+    assert made == [0, 1, 2, 3, 9, 0]  # 0 had been dropped: computed again
+    big = cache.get(("k",), np.zeros((2, 2, 3), np.float32), lambda: (tf.zeros([1000]),))
+    assert big[0].shape == (1000,)
+    assert cache._bytes <= cache.max_bytes
+
+
 def test_should_stop_ends_the_run_with_the_image(vgg, content_img, style_img):
     calls = []
     events = list(
