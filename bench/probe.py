@@ -1,4 +1,5 @@
-"""Fresh-process measurements for the benchmark: ``python -m bench.probe cold|memory|parts SIZE``.
+"""Fresh-process measurements for the benchmark:
+``python -m bench.probe cold|memory|parts|first|first-warm SIZE``.
 
 Run in a new process so that import time, model build and peak RSS are not hidden by what the
 benchmark process already loaded.
@@ -39,9 +40,33 @@ def parts(size: int) -> str:
     )
 
 
+def first_run(size: int, warm: bool) -> str:
+    """A new worker's first default job (astronaut + brush strokes, the default recipe) from
+    Run to its first frame, after ``execute.warm_up`` when ``warm`` (as workers do while
+    idle) or without it (before): ``key=seconds``, the warm-up's own time apart."""
+    from stransfer.core.recipe import make_recipe
+    from stransfer.engine import run
+    from stransfer.engine.features import load_extractor
+    from stransfer.io.images import load_image
+    from stransfer.service.execute import warm_up
+
+    started = time.perf_counter()
+    if warm:
+        warm_up()
+    ready = time.perf_counter()
+    content = load_image(f"{ROOT}/data/content/astronaut.jpg")
+    style = load_image(f"{ROOT}/data/style/brush_strokes.jpg")
+    recipe = make_recipe({"size": size})
+    extractor = load_extractor(recipe.settings.model, recipe.settings.precision)
+    next(iter(run.run_recipe(recipe, content, [style], extractor)))
+    return f"warm_up={ready - started:.3f} first_frame={time.perf_counter() - ready:.3f}"
+
+
 def main(what: str, size: int) -> float | str:
     if what == "parts":
         return parts(size)
+    if what in ("first", "first-warm"):
+        return first_run(size, what == "first-warm")
     from stransfer import TransferSettings, load_extractor, load_image, transfer
 
     content = load_image(f"{ROOT}/data/content/astronaut.jpg")

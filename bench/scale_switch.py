@@ -12,7 +12,8 @@ cold in a fresh extractor, float32, on the bundled astronaut + brush strokes; th
 again in the same extractor, as a user does after changing a weight: its targets are kept
 (``features.TARGETS``), so the new size costs only its step. Then the cold start,
 ``python -m bench.probe cold SIZE`` in a fresh process, split into imports / model build /
-targets + first step.
+targets + first step; and a new worker's first default job, Run to first frame, without and
+with the worker's warm-up (``service.execute.warm_up``), each in fresh processes by turns.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def switch_costs(
     return rows
 
 
-def cold_start(size: int) -> dict[str, float]:
-    """Fresh process: imports, model build, first step (``bench.probe parts``)."""
+def cold_start(size: int, what: str = "parts") -> dict[str, float]:
+    """Fresh process: imports, model build, first step (``bench.probe parts``), or a new
+    worker's first job with or without its warm-up (``first``, ``first-warm``)."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.probe", "parts", str(size)],
+        [sys.executable, "-m", "bench.probe", what, str(size)],
         capture_output=True, text=True, cwd=ROOT, check=True,
     ).stdout  # fmt: skip
     return {k: float(v) for k, v in (line.split("=") for line in out.split())}
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3, help="steps per scale")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start part")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per first run")
     args = parser.parse_args(argv)
     print(cpu())
     print(f"\nscale switch at {args.size} px, {args.scales} scales, float32 (seconds)")
@@ -113,6 +116,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\ncold start at {args.size} px (python -m bench.probe parts {args.size}), seconds")
     for key, value in parts.items():
         print(f"  {key:18}{value:6.2f}")
+    print(f"\na new worker's first default job at {args.size} px, Run -> first frame (seconds)")
+    modes = {"first": "before: no warm-up", "first-warm": "now: after warm-up"}
+    times: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+    for _ in range(args.repeats):  # by turns, so a neighbour's load falls on both
+        for mode in modes:
+            times[mode].append(cold_start(args.size, mode))
+    for mode, name in modes.items():
+        frames = " ".join(f"{t['first_frame']:.2f}" for t in times[mode])
+        warm = " ".join(f"{t['warm_up']:.2f}" for t in times[mode])
+        print(f"  {name:22}{frames}   (warm-up, while idle: {warm})")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,26 @@ def _store(server: Server) -> Store:
     return Store(server.data)
 
 
+def test_idle_workers_prepare_the_default_job(server):
+    """Before any job, each worker builds the default network and traces its step function
+    (``execute.warm_up``), so the first Run waits only for its own work; it says so once."""
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while len(lines) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        lines = [x for x in server.log.read_text().splitlines() if x.startswith("stransfer worker")]
+    assert len(lines) == 2, server.log.read_text()[-2000:]
+    assert all("VGG19" in line and "built and traced" in line for line in lines), lines
+
+
+def test_a_warm_up_that_cannot_build_leaves_the_problem_to_the_job(tmp_path, monkeypatch):
+    from stransfer.service.execute import warm_up
+
+    monkeypatch.setenv("STRANSFER_WEIGHTS", str(tmp_path / "missing.h5"))
+    line = warm_up()  # never raises: a worker must start whatever the weights' state
+    assert line.startswith("warm-up skipped (WeightsError") and "missing.h5" in line, line
+
+
 def test_api_process_never_loads_tensorflow(server):
     # A finished job proves the workers did load it; the API process's memory map must not.
     job = server.submit()

@@ -21,12 +21,13 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import replace
 from typing import Any
 
-from .execute import ANIMATION_MAX_BYTES, RunInput, execute
+from .execute import ANIMATION_MAX_BYTES, RunInput, execute, warm_up
 from .store import Store
 from .worker import HEARTBEAT_SECONDS, STALE_SECONDS, run_input, setting, worker_name
 
@@ -263,8 +264,9 @@ def run_worker(url: str, *, parent: int | None = None) -> int:
         if not stopping.is_set():
             os.kill(os.getpid(), signal.SIGTERM)  # RQ's warm shutdown (see _Worker)
 
-    # Pay TensorFlow's import before announcing the worker, so the first job does not wait.
-    from ..engine import run as _engine_run  # noqa: F401
+    # Pay TensorFlow's import, the default network and its trace before announcing the
+    # worker, so the first job does not wait for them.
+    sys.stderr.write(f"stransfer worker: {warm_up()}\n")
 
     redis.hset(WORKERS, name, time.time())
     threading.Thread(target=beat, name="heartbeat", daemon=True).start()

@@ -27,6 +27,8 @@ FRAME_SECONDS = 0.5
 #: Frames and long side of the run's animation (``animation.gif`` beside the result): small,
 #: so a long run's GIF stays a quick download.
 ANIMATION_FRAMES, ANIMATION_SIDE = 40, 256
+#: Long side of the warm-up run (tiny: one trace of the step function serves every size).
+WARM_UP_SIZE = 64
 #: Most bytes of that GIF (frames are dropped or shrunk to fit); the broker's bridge refuses a
 #: larger one from a remote worker, so both paths keep the same bound.
 ANIMATION_MAX_BYTES = DEFAULT_MAX_BYTES
@@ -103,6 +105,37 @@ def execute(
         if type(err).__name__ == "ResourceExhaustedError":
             message = "out of memory; submit again with a smaller size"
         return Outcome("failed", message[:500])
+
+
+def warm_up() -> str:
+    """Prepare a new worker for the default job before any arrives: build its network, trace
+    its step function and open the instant models (its start), so that the first Run after a
+    start waits only for its own work. Returns a line for the worker's log; never raises (a
+    missing weights or models file is left for the job to report, with its fix)."""
+    started = time.perf_counter()
+    try:
+        import numpy as np
+
+        from ..engine.features import load_extractor
+        from ..engine.run import transfer
+        from ..instant import InstantModelError, instant_init
+
+        settings = make_recipe().settings
+        weights = os.environ.get("STRANSFER_WEIGHTS") or None
+        extractor = load_extractor(settings.model, settings.precision, weights)
+        tiny = replace(settings, size=WARM_UP_SIZE, steps=1, scales=1, init="content")
+        image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        for _ in transfer(image, image, tiny, extractor):
+            pass
+        done = f"{settings.model} ({extractor.precision}) built and traced"
+        try:
+            instant_init(image, [(image, 1.0)], tiny)
+            done += ", instant models opened"
+        except InstantModelError:
+            pass
+    except Exception as err:  # the first job meets the same problem and reports it
+        return f"warm-up skipped ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+    return f"{done} in {time.perf_counter() - started:.1f} s"
 
 
 def _recipe(run: RunInput) -> Recipe:

@@ -13,12 +13,13 @@ import os
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from .execute import Outcome, RunInput, execute
+from .execute import Outcome, RunInput, execute, warm_up
 from .store import Store, Task
 
 #: Seconds between heartbeats (``STRANSFER_HEARTBEAT_SECONDS``).
@@ -125,12 +126,18 @@ class Worker:
                 self.stopping.set()  # the service that started us is gone
             self.stopping.wait(self.heartbeat_every)
 
-    def run(self, *, max_jobs: int | None = None, poll: float = 0.2) -> int:
-        """Claim and run jobs until stopped (or ``max_jobs`` are done); returns jobs run."""
+    def run(self, *, max_jobs: int | None = None, poll: float = 0.2, warm: bool = False) -> int:
+        """Claim and run jobs until stopped (or ``max_jobs`` are done); returns jobs run.
+        ``warm``: first ``execute.warm_up()`` unless a job is already waiting."""
         beat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
         beat.start()
         done = 0
         try:
+            # Pay TensorFlow's import, the default network and its trace while no job waits on
+            # them (a job already queued goes first: it pays for what it needs, no more).
+            if warm and not self.store.counts(self.stale)["queued"]:
+                sys.stderr.write(f"stransfer worker: {warm_up()}\n")
+                sys.stderr.flush()
             while not self.stopping.is_set() and (max_jobs is None or done < max_jobs):
                 task = self.store.claim(self.name)
                 if task is None:
@@ -178,10 +185,7 @@ def serve_store(data: str | Path | None, parent: int | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     worker.store.heartbeat(worker.name)
-    # Pay TensorFlow's import once, before the first job, while no job is waiting on it.
-    from ..engine import run as _engine_run  # noqa: F401
-
-    worker.run()
+    worker.run(warm=True)
     return 0
 
 
