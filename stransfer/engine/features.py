@@ -234,14 +234,16 @@ class Objective:
 
     # -- targets ---------------------------------------------------------------------------
 
-    def _features_fn(self, image: tf.Tensor) -> list[tf.Tensor]:
-        outputs = self._model(self._preprocess(image), training=False)
+    def _outputs(self, model: keras.Model, image: tf.Tensor) -> list[tf.Tensor]:
+        outputs = model(self._preprocess(image), training=False)
         return [tf.cast(o, tf.float32) for o in tf.nest.flatten(outputs)]
+
+    def _features_fn(self, image: tf.Tensor) -> list[tf.Tensor]:
+        return self._outputs(self._model, image)
 
     def _content_features_fn(self, image: tf.Tensor) -> list[tf.Tensor]:
         assert self._content_model is not None
-        outputs = self._content_model(self._preprocess(image), training=False)
-        return [tf.cast(o, tf.float32) for o in tf.nest.flatten(outputs)]
+        return self._outputs(self._content_model, image)
 
     def content_targets(self, image: np.ndarray) -> tuple[tf.Tensor, ...]:
         """Features of the content image at the content layers (float32); kept for re-use."""

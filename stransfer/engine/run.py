@@ -136,7 +136,7 @@ def transfer(
         scale_start = time.perf_counter()
         content_at = resize_to(content, *shape).astype(np.float32)
         long_side = max(shape)
-        targets_c = objective.content_targets(content_at) if objective.content_layers else ()
+        targets_c = objective.content_targets(content_at)
         targets_s = (
             _style_targets(objective, styles, long_side, settings.style_scale, extractor.backbone)
             if objective.style_layers

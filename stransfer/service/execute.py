@@ -27,11 +27,11 @@ FRAME_SECONDS = 0.5
 #: Frames and long side of the run's animation (``animation.gif`` beside the result): small,
 #: so a long run's GIF stays a quick download.
 ANIMATION_FRAMES, ANIMATION_SIDE = 40, 256
-#: Long side of the warm-up run (tiny: one trace of the step function serves every size).
-WARM_UP_SIZE = 64
 #: Most bytes of that GIF (frames are dropped or shrunk to fit); the broker's bridge refuses a
 #: larger one from a remote worker, so both paths keep the same bound.
 ANIMATION_MAX_BYTES = DEFAULT_MAX_BYTES
+#: Long side of the warm-up run (tiny: one trace of the step function serves every size).
+WARM_UP_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,7 @@ def warm_up() -> str:
         from ..instant import InstantModelError, instant_init
 
         settings = make_recipe().settings
-        weights = os.environ.get("STRANSFER_WEIGHTS") or None
-        extractor = load_extractor(settings.model, settings.precision, weights)
+        extractor = load_extractor(settings.model, settings.precision, _weights())
         tiny = replace(settings, size=WARM_UP_SIZE, steps=1, scales=1, init="content")
         image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
         for _ in transfer(image, image, tiny, extractor):
@@ -136,6 +135,11 @@ def warm_up() -> str:
     except Exception as err:  # the first job meets the same problem and reports it
         return f"warm-up skipped ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
     return f"{done} in {time.perf_counter() - started:.1f} s"
+
+
+def _weights() -> str | None:
+    """The weights file workers use: ``STRANSFER_WEIGHTS``, else the resolver's choice."""
+    return os.environ.get("STRANSFER_WEIGHTS") or None
 
 
 def _recipe(run: RunInput) -> Recipe:
@@ -159,7 +163,7 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
     if run.extra.get("engine") == "instant":
         return _execute_instant(run, reporter, clock)
     checkpoint_every = _seconds("STRANSFER_CHECKPOINT_SECONDS", CHECKPOINT_SECONDS)
-    weights = os.environ.get("STRANSFER_WEIGHTS") or None
+    weights = _weights()
     recipe = _recipe(run)
     total = run.first_step + recipe.settings.steps
     remaining = total - run.done_before
