@@ -386,7 +386,8 @@ def test_the_service_queues_says_what_it_does_and_cancels(data_dir: Path) -> Non
         while service.get(first.id).state == "queued" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert service.get(second.id).phase.startswith("queued, position 1")
-        third = service.submit(JobRequest(content, [(style, 1.0)], {"steps": 500}, ("c", "s")))
+        long_run = {"steps": 500, "size": 128}  # the size does not matter: a cancel mid-run does
+        third = service.submit(JobRequest(content, [(style, 1.0)], long_run, ("c", "s")))
         while not service.get(second.id).final and time.monotonic() < deadline:
             time.sleep(0.1)
         phases = [view.phase for view in service.history(first.id)]
