@@ -19,3 +19,13 @@ def cpu() -> str:
     shown = [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))]
     model, cpus = fields.get("Model name", "?").strip(), fields.get("CPU(s)", "?").strip()
     return f"{model}, {cpus} CPUs, flags: {' '.join(shown)}"
+
+
+def first_run() -> None:
+    """Forget the targets earlier runs kept (``stransfer.engine.features.TARGETS``), so that a
+    timed run pays for its own, as a user's first run does: without this, the later of two
+    runs on the same images (another scale count, another init) would get free targets and
+    more steps in its budget."""
+    from stransfer.engine.features import TARGETS
+
+    TARGETS.clear()
