@@ -7,7 +7,8 @@ Each run is ``TransferSettings(size, steps=10_000, max_seconds, scales, precisio
 init="content")`` (the instant start always runs one scale) on a shared pair
 (``../shared/images``), scored at the end by the benchmark's fixed fp32 VGG19 (S: style
 distance, C: content distance; lower is better). The current default (``TransferSettings().
-scales``) is marked; the baseline for each row is the one-scale run in the same table.
+scales``) is marked; the baseline for each row is the one-scale run in the same table. The
+results go to ``--out`` (``bench_results/scales/PAIR_PRECISION_SCALES.png``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import time
 from pathlib import Path
 
 from stransfer import TransferSettings, load_extractor, transfer
-from stransfer.io.images import load_image
+from stransfer.io.images import load_image, save_image
 from stransfer.weights import resolve_weights
 
 from . import cpu, first_run
 from .baselines import Scorer
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "images"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--precision", default="float32")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench_results" / "scales")
     args = parser.parse_args(argv)
     print(cpu())
     scorer = Scorer(resolve_weights("VGG19", None, allow_download=False), args.size)
@@ -60,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
             took = time.perf_counter() - started
             per_scale = [sum(e.scale == s for e in events) for s in range(1, events[-1].scales + 1)]
             s, c = scorer.score(events[-1].image, targets)
+            args.out.mkdir(parents=True, exist_ok=True)
+            name = f"{content_name}+{style_name}_{extractor.precision}_{scales}.png"
+            save_image(events[-1].image, args.out / name)  # look at them, not only at S and C
             mark = " (default)" if scales == default else ""
             print(
                 f"{pair:28}{scales:>7}{events[-1].step:>7}{s:>8.3f}{c:>8.3f}  "
