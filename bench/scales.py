@@ -21,7 +21,7 @@ from stransfer import TransferSettings, load_extractor, transfer
 from stransfer.io.images import load_image, save_image
 from stransfer.weights import resolve_weights
 
-from . import cpu, first_run
+from . import cpu, forget_targets
 from .baselines import Scorer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                 precision=args.precision,
                 init="content",  # the default instant start always runs one scale (plan)
             )
-            first_run()  # each scale count pays for its own targets
+            forget_targets()  # each scale count pays for its own targets
             started = time.perf_counter()
             events = list(transfer(content, style, settings, extractor))
             took = time.perf_counter() - started
