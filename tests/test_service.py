@@ -87,6 +87,34 @@ def test_errors_name_the_field(settings, field):
     assert str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_time_budget_bounds_the_work_whatever_the_steps():
+    # The page's default "Run for: a time budget" sends the step ceiling with a 60 s budget:
+    # the budget bounds the work (issue 18: this was refused at every size above 161 px).
+    from stransfer.core.settings import MAX_STEPS
+
+    for size in (512, 1024, 2048):
+        checked = _checked({"steps": MAX_STEPS, "max_seconds": 60, "size": size})
+        assert checked.settings["max_seconds"] == 60 and checked.steps == MAX_STEPS
+    with pytest.raises(TooLarge) as caught:
+        _checked({"max_seconds": Limits().max_job_seconds + 1})
+    assert caught.value.field == "max_seconds" and "at most" in str(caught.value)
+
+
+def test_a_step_counted_job_is_bounded_by_its_plans_pixel_steps():
+    from stransfer.core.recipe import make_recipe
+
+    limits = Limits()
+    # Two scales from the photo: 1000 steps at 512 px plan 500 x 256^2 + 500 x 512^2.
+    plan = make_recipe({"steps": 1000, "init": "content"}).plan((512, 512))
+    assert plan.pixel_steps == 500 * 256 * 256 + 500 * 512 * 512 < limits.max_pixel_steps
+    assert _checked({"steps": 1000}).steps == 1000  # the test photo is 512x384 at size 512
+    with pytest.raises(TooLarge) as caught:
+        _checked({"steps": 3000})
+    best = limits.max_pixel_steps // (512 * 384)
+    message = str(caught.value)
+    assert caught.value.field == "steps" and f"use at most {best} steps" in message, message
+
+
 def test_style_weights_are_checked_by_the_recipe():
     request = JobRequest(content=png(0), styles=[(png(1), -1.0)])
     with pytest.raises(InvalidSettings) as caught:

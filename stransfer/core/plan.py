@@ -25,6 +25,13 @@ class RunPlan:
     def output_shape(self) -> tuple[int, int]:
         return self.shapes[-1]
 
+    @property
+    def pixel_steps(self) -> int:
+        """The work the plan asks for: each scale's steps times its pixels, summed. A step's
+        cost grows with its pixels, so this counts a coarse step as the fraction of a full one
+        it costs (the service's limit on a step-counted job)."""
+        return sum(n * h * w for n, (h, w) in zip(self.steps, self.shapes, strict=True))
+
 
 def plan_run(content_shape: tuple[int, int], settings: TransferSettings, min_side: int) -> RunPlan:
     """Work out the optimised image's size at each scale.

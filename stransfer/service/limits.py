@@ -46,7 +46,10 @@ class Limits:
         max_request_bytes: bytes of a whole upload (all files and fields).
         max_megapixels: decoded pixels of one image, in millions.
         max_styles: style images per job.
-        max_pixel_steps: steps x output pixels (size squared) of one job: the work it may ask.
+        max_pixel_steps: the work a step-counted job may ask: its plan's steps times pixels,
+            summed over the scales (``RunPlan.pixel_steps``).
+        max_job_seconds: the time budget (``max_seconds``) a job may ask. A job with a budget
+            is bounded by it, whatever its steps (a budget run stops at whichever comes first).
         max_queued_per_client: jobs one client may have waiting or running.
         max_queued: jobs waiting or running in all.
     """
@@ -56,6 +59,7 @@ class Limits:
     max_megapixels: float = 25.0
     max_styles: int = 8
     max_pixel_steps: int = 1000 * 512 * 512
+    max_job_seconds: float = 2 * 3600.0
     max_queued_per_client: int = 20
     max_queued: int = 200
 
@@ -167,15 +171,12 @@ def check_settings(
         raise InvalidSettings(_one_line(err), field=_layer_field(values, str(err))) from None
     except (ValueError, TypeError) as err:  # a value of the wrong shape (e.g. layers as text)
         raise InvalidSettings(_one_line(err)) from None
-    settings = recipe.settings
-    steps = 1 if engine == "instant" else settings.steps
-    work = steps * settings.size**2
-    if work > limits.max_pixel_steps:
-        best = max(1, limits.max_pixel_steps // settings.size**2)
+    budget = recipe.settings.max_seconds
+    if engine != "instant" and budget is not None and budget > limits.max_job_seconds:
         raise TooLarge(
-            f"steps x size^2 = {work:,} is more work than one job may ask "
-            f"({limits.max_pixel_steps:,}); at size {settings.size} use at most {best} steps",
-            field="steps",
+            f"max_seconds {budget:,.0f} is a longer time budget than one job may ask "
+            f"({limits.max_job_seconds:g} s); ask for at most {limits.max_job_seconds:g} s",
+            field="max_seconds",
         )
     return recipe, extra
 
@@ -256,7 +257,7 @@ def check_request(request: JobRequest, limits: Limits) -> CheckedRequest:
     for i, (data, _) in enumerate(request.styles):
         label = names[i + 1] if i + 1 < len(names) else f"style {i + 1}"
         styles.append(_image(data, f"style image {label}", limits))
-    _check_shape(recipe, content.shape[:2], instant)
+    _check_shape(recipe, content.shape[:2], instant, limits)
     if request.resume_from is not None:
         _image(request.resume_from, "the image to continue from", limits)
     if not isinstance(request.first_step, int) or request.first_step < 0:
@@ -285,12 +286,29 @@ def check_request(request: JobRequest, limits: Limits) -> CheckedRequest:
     )
 
 
-def _check_shape(recipe: Recipe, shape: tuple[int, int], instant: bool) -> None:
-    """Refuse a size the engine cannot run on this content image, before the job is stored."""
+def _check_shape(recipe: Recipe, shape: tuple[int, int], instant: bool, limits: Limits) -> None:
+    """Refuse a size the engine cannot run on this content image, or a step-counted job that
+    plans more work than ``limits`` allow, before the job is stored.
+
+    The rule: a job with a time budget is bounded by its budget (``check_settings``); one
+    without is bounded by its plan's pixel-steps, so the same steps are cheaper on a smaller
+    or coarser plan. An instant job is one step of a size the engine caps.
+    """
     try:
         if instant:
             working_shape(shape, recipe.settings.size)
-        else:
-            recipe.plan(shape)
+            return
+        plan = recipe.plan(shape)
     except (SettingsError, ImageError) as err:
         raise InvalidSettings(_one_line(err), field="size") from None
+    settings = recipe.settings
+    if settings.max_seconds is None and plan.pixel_steps > limits.max_pixel_steps:
+        per_step = plan.pixel_steps / settings.steps
+        best = max(1, int(limits.max_pixel_steps // per_step))
+        height, width = plan.output_shape
+        raise TooLarge(
+            f"{settings.steps} steps at {width}x{height} plan {plan.pixel_steps:,} pixel-steps, "
+            f"more work than one job may ask ({limits.max_pixel_steps:,}); use at most {best} "
+            f"steps, or a time budget (max_seconds, up to {limits.max_job_seconds:g} s)",
+            field="steps",
+        )
