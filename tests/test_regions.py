@@ -227,3 +227,138 @@ def test_the_instant_start_follows_the_regions(instant_models, vgg_random, conte
     assert np.abs(start[:, 50:].astype(int) - content_img[:, 50:]).mean() > 10
     events = list(transfer(content_img, style_img, settings, vgg_random, regions=regions))
     assert events[-1].status == "done"
+
+
+# --- mask files --------------------------------------------------------------------------------
+
+
+def _png(array: np.ndarray, mode: str | None = None) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_mask_files_of_every_kind_load():
+    from stransfer.io.masks import load_mask
+
+    gray = np.zeros((20, 30), np.uint8)
+    gray[:10] = 255
+    np.testing.assert_allclose(load_mask(_png(gray)), gray / 255.0)
+    deep = gray.astype(np.uint16) * 257
+    deep[15:, :] = 32768  # a 16-bit grey below the stroke: half in the region
+    loaded = load_mask(_png(deep))
+    assert loaded[0, 0] == 1.0 and loaded[19, 0] == pytest.approx(0.5, abs=1e-3)
+    stroke = np.zeros((20, 30, 4), np.uint8)
+    stroke[5:8, :, :] = (255, 0, 0, 255)  # a red stroke on a transparent layer
+    assert load_mask(_png(stroke)).sum() == pytest.approx(3 * 30)
+    np.testing.assert_allclose(load_mask(_png(np.full((4, 4), 255, np.uint8))), 1.0)
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (b"hello, I am text", "not an image"),
+        (_png(np.zeros((8, 8), np.uint8)), "all black"),
+        (_png(np.zeros((8, 8, 4), np.uint8)), "all black"),
+        (b"\x89PNG\r\n\x1a\nbroken", "damaged"),
+    ],
+)
+def test_hostile_mask_files_get_one_line_reasons(data, match):
+    from stransfer.io.images import ImageError
+    from stransfer.io.masks import load_mask
+
+    with pytest.raises((ImageError, MaskError), match=match) as info:
+        load_mask(data, name="mask sky.png")
+    assert "\n" not in str(info.value) and "sky.png" in str(info.value)
+
+
+def test_a_record_keeps_the_masks_so_they_can_be_restored():
+    from stransfer.io.masks import region_records, regions_from_records
+
+    soft = np.linspace(0, 1, 64 * 96, dtype=np.float32).reshape(64, 96)
+    regions = (Region(soft, (0.5, 1.0), "sky.png"), Region(1.0 - soft, (), "rest"))
+    back = regions_from_records(region_records(regions))
+    assert [r.name for r in back] == ["sky.png", "rest"]
+    assert back[0].weights == (0.5, 1.0) and back[1].keeps_photo
+    np.testing.assert_allclose(back[0].mask, soft, atol=1 / 255)
+    assert back[0].sha256() == regions[0].sha256()
+
+
+# --- command line ------------------------------------------------------------------------------
+
+FAST = ["--weights", "random", "--precision", "float32", "--size", "64", "--steps", "2"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = {}
+    for name, shape in (("content.png", (60, 90)), ("a.png", (48, 48)), ("b.png", (40, 70))):
+        paths[name] = tmp_path / name
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(paths[name])
+    top = np.zeros((30, 40), np.uint8)  # not the content's size: resized
+    top[:15] = 255
+    for name, array in (("top.png", top), ("black.png", top * 0)):
+        paths[name] = tmp_path / name
+        Image.fromarray(array).save(paths[name])
+    paths["deep.png"] = tmp_path / "deep.png"
+    Image.fromarray((255 - top).astype(np.uint16) * 257).save(paths["deep.png"])  # bottom
+    paths["text.png"] = tmp_path / "text.png"
+    paths["text.png"].write_text("not a picture")
+    return paths
+
+
+def _cli(*argv: object) -> int:
+    from stransfer.cli import transfer as cli
+
+    return cli.main([str(a) for a in argv])
+
+
+def test_cli_regions_optimised_and_instant_keep_the_photo_under_a_photo_mask(
+    files, tmp_path, instant_models
+):
+    from stransfer.io.images import load_image
+    from stransfer.io.records import load_record
+
+    for mode, extra in (("opt", [*FAST, "--init", "content"]), ("inst", ["--instant"])):
+        out = tmp_path / f"{mode}.png"
+        argv = [files["content.png"], files["a.png"], "-o", out, "-q"]
+        code = _cli(*argv, "--region", f"{files['deep.png']}=photo", "--region",
+                    f"{files['top.png']}={files['b.png']}", *extra, "--size", "90")  # fmt: skip
+        assert code == 0
+        record = load_record(out)
+        kept = record.extra["regions"]
+        assert [r["style_weights"] for r in kept[:2]] == ["photo", [0.0, 1.0]]
+        assert len(record.style_sha256) == 2  # a.png (the rest) and b.png (the top region)
+    photo = load_image(files["content.png"]).astype(int)
+    instant_result = load_image(tmp_path / "inst.png").astype(int)
+    np.testing.assert_array_equal(instant_result[36:], photo[36:])  # the 16-bit photo mask
+    assert np.abs(instant_result[:25] - photo[:25]).mean() > 10
+    optimised = load_image(tmp_path / "opt.png").astype(int)
+    assert (
+        np.abs(optimised[:25] - photo[:25]).mean() > 2 * np.abs(optimised[36:] - photo[36:]).mean()
+    )
+
+
+@pytest.mark.parametrize(
+    "mask, match",
+    [
+        ("black.png", "--region: mask black.png is all black"),
+        ("text.png", "mask text.png is not an image"),
+        ("missing.png", "the mask .*missing.png was not found"),
+    ],
+)
+def test_cli_hostile_masks_exit_2_with_one_line(files, tmp_path, capsys, mask, match):
+    path = files.get(mask, tmp_path / mask)
+    code = _cli(files["content.png"], files["a.png"], "-o", tmp_path / "o.png",
+                "--region", f"{path}=photo", *FAST)  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert __import__("re").search(match, err), err
+    assert not (tmp_path / "o.png").exists()

@@ -42,8 +42,12 @@ MASK_MAPPINGS = ("blur", "inside")
 DEFAULT_MAPPING = "blur"
 
 
-class MaskError(ValueError):
-    """A mask cannot be used; ``str(e)`` is one line naming the problem and the fix."""
+class MaskError(SettingsError):
+    """A mask cannot be used; ``str(e)`` is one line naming the problem and the fix (a
+    SettingsError about ``regions``, so every front end reports it as it reports settings)."""
+
+    def __init__(self, message: str, field: str | None = "regions") -> None:
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,3 +238,25 @@ def styled(regions: Sequence[Region]) -> tuple[Region, ...]:
 def stack_masks(regions: Sequence[Region], shape: tuple[int, int]) -> np.ndarray:
     """The masks of ``regions`` at ``shape`` as one float32 ``H x W x R`` array."""
     return np.stack([resize_mask(region.mask, shape) for region in regions], axis=-1)
+
+
+def layout(
+    masks: Sequence[tuple[np.ndarray, str]],
+    blends: Sequence[Sequence[float]],
+    rest: Sequence[float],
+    shape: tuple[int, int],
+) -> tuple[Region, ...]:
+    """The regions of a run from masks and what each gets, as every front end gives them:
+    ``masks[i]`` (mask, name) gets the blend ``blends[i]`` (weights over the run's style
+    images; empty: the photo); what no mask covers of a picture of ``shape`` gets ``rest``
+    (empty: the photo)."""
+    if len(masks) != len(blends):
+        raise SettingsError(
+            f"{len(masks)} mask(s) but {len(blends)} region style(s); say what each mask gets",
+            "regions",
+        )
+    regions = [
+        Region(mask, tuple(float(w) for w in blend), name)
+        for (mask, name), blend in zip(masks, blends, strict=True)
+    ]
+    return with_rest(regions, rest, shape)
