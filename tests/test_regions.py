@@ -362,3 +362,129 @@ def test_cli_hostile_masks_exit_2_with_one_line(files, tmp_path, capsys, mask, m
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert __import__("re").search(match, err), err
     assert not (tmp_path / "o.png").exists()
+
+
+# --- HTTP API ------------------------------------------------------------------------------------
+
+
+class _Client:
+    """requests against a real ``stransfer serve`` (no workers: jobs run in this process)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def post(self, path: str, **kwargs):
+        import requests
+
+        return requests.post(self.url + path, timeout=60, **kwargs)
+
+    def get(self, path: str):
+        import requests
+
+        return requests.get(self.url + path, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from servers import Server
+
+    srv = Server(tmp_path_factory.mktemp("regions-api"), workers=0).start(wait_workers=0)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def api(server, monkeypatch):
+    from stransfer.service.store import Store
+
+    monkeypatch.setenv("STRANSFER_WEIGHTS", "random")
+    return _Client(server.url), Store(server.data)
+
+
+def _photo_png(height: int = 48, width: int = 64) -> bytes:
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:height, 0:width]
+    picture = np.stack([xx * 4, yy * 5, (xx + yy) * 2], -1) % 256 + rng.integers(
+        0, 30, (height, width, 3)
+    )
+    return _png(np.clip(picture, 0, 255).astype(np.uint8))
+
+
+def _form(masks, regions, styles=2, extra=None):
+    settings = {"engine": "instant", "size": 64, **(extra or {})}
+    if regions is not None:
+        settings["regions"] = regions
+    files = [("content", ("c.png", _photo_png(), "image/png"))]
+    files += [("style", (f"s{i}.png", _photo_png(40 + i, 40), "image/png")) for i in range(styles)]
+    files += [("mask", (f"m{i}.png", data, "image/png")) for i, data in enumerate(masks)]
+    import json
+
+    return {"files": files, "data": {"settings": json.dumps(settings)}}
+
+
+def _bottom(deep: bool = False, size=(24, 32)) -> bytes:
+    mask = np.zeros(size, np.uint8)
+    mask[size[0] // 2 :] = 255
+    return _png(mask.astype(np.uint16) * 257) if deep else _png(mask)
+
+
+@pytest.mark.parametrize("engine", ["instant", "optimise"])
+def test_api_jobs_with_masks_keep_the_photo_where_asked(api, engine, instant_models):
+    from stransfer.io.images import load_image
+    from stransfer.io.records import load_record
+    from stransfer.service.worker import Worker
+
+    client, store = api
+    extra = {"engine": engine}
+    if engine == "optimise":
+        extra.update(steps=2, scales=1, init="content")
+    top = np.zeros((48, 64, 4), np.uint8)
+    top[:20] = (255, 255, 255, 255)  # a stroke on a transparent layer: the top rows
+    answer = client.post(
+        "/jobs", **_form([_bottom(deep=True), _png(top)], ["photo", 1], extra=extra)
+    )
+    assert answer.status_code == 202, answer.text
+    assert Worker(store).run(max_jobs=1) == 1
+    job = client.get(f"/jobs/{answer.json()['id']}").json()
+    assert job["state"] == "done", job
+    result = client.get(f"/jobs/{job['id']}/result").content
+    record = load_record(result)
+    assert [r["style_weights"] for r in record.extra["regions"]] == [
+        "photo",
+        [0.0, 1.0],
+        [1.0, 1.0],
+    ]  # the rest: the style_weights blend
+    picture, photo = load_image(result).astype(int), load_image(_photo_png()).astype(int)
+    if engine == "instant":
+        np.testing.assert_array_equal(picture[28:], photo[28:])
+        assert np.abs(picture[:18] - photo[:18]).mean() > 10
+
+
+@pytest.mark.parametrize(
+    "masks, regions, extra, status, field, match",
+    [
+        ([b"not a picture"], ["photo"], {}, 400, "mask", "mask 1 is not an image"),
+        ([_png(np.zeros((8, 8), np.uint8))], [0], {}, 400, "mask", "all black"),
+        ([_png(np.zeros((8, 8, 4), np.uint8))], [0], {}, 400, "mask", "all black"),
+        ([_png(np.full((8, 8), 255, np.uint8))], ["photo"], {}, 422, "regions", "every region"),
+        ([_bottom()], [], {}, 422, "regions", "1 mask file"),
+        ([_bottom()], None, {}, 422, "regions", "1 mask file"),
+        ([_bottom()], [7], {}, 422, "regions", "region 1 is 7"),
+        ([_bottom()], "photo", {}, 422, "regions", "must be a list"),
+        ([_bottom()], [[1, 2, 3]], {}, 422, "regions", "region 1"),
+        ([_bottom()] * 9, [0] * 9, {}, 413, "mask", "at most 8"),
+    ],
+)
+def test_api_hostile_masks_get_a_json_4xx(api, masks, regions, extra, status, field, match):
+    client, _ = api
+    answer = client.post("/jobs", **_form(masks, regions, extra=extra))
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert body["field"] == field and match in body["error"] and "\n" not in body["error"]
+
+
+def test_api_masks_with_a_builtin_style_are_refused(api):
+    client, _ = api
+    form = _form([_bottom()], ["photo"], styles=0, extra={"builtin": 7})
+    answer = client.post("/jobs", **form)
+    assert answer.status_code == 422 and answer.json()["field"] == "regions", answer.text

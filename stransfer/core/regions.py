@@ -260,3 +260,30 @@ def layout(
         for (mask, name), blend in zip(masks, blends, strict=True)
     ]
     return with_rest(regions, rest, shape)
+
+
+def parse_blends(items: object, styles: int) -> list[tuple[float, ...]]:
+    """What each mask gets, as the API and the page send it: a list with, per mask, ``"photo"``
+    (keep the photo), the index of a style image (0-based), or one blend weight per style
+    image. Raises SettingsError (field ``regions``) naming the item and the fix."""
+    fix = (
+        f'give one item per mask: "{PHOTO}", a style image index 0 to {styles - 1}, or a list '
+        f"of {styles} blend weight(s)"
+    )
+    if not isinstance(items, list):
+        raise SettingsError(f"regions must be a list; {fix}", "regions")
+    blends: list[tuple[float, ...]] = []
+    for number, item in enumerate(items, 1):
+        if item == PHOTO:
+            blends.append(())
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < styles:
+            blends.append(tuple(float(i == item) for i in range(styles)))
+        elif (
+            isinstance(item, list)
+            and len(item) == styles
+            and all(isinstance(w, int | float) and not isinstance(w, bool) for w in item)
+        ):
+            blends.append(tuple(float(w) for w in item))
+        else:
+            raise SettingsError(f"region {number} is {item!r:.40}; {fix}", "regions")
+    return blends
