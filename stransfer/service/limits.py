@@ -327,7 +327,7 @@ def _regions(
     """The request's regions (mask files and ``settings["regions"]``), checked; () without."""
     what = request.settings.get("regions") if isinstance(request.settings, Mapping) else None
     masks = list(request.masks or ())
-    if not masks and what is None:
+    if not masks and not what:
         return ()
     if builtin:
         raise InvalidSettings(
