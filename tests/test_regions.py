@@ -140,6 +140,13 @@ def test_one_region_covering_everything_is_todays_run(vgg_random, content_img, s
     assert [e.step for e in guided] == [e.step for e in plain]
     for a, b in zip(plain, guided, strict=True):
         assert a.losses["style"] == pytest.approx(b.losses["style"], rel=1e-3)
+    # Other sizes and region counts reuse the one guided trace.
+    objective = vgg_random.objective(*(tuple(getattr(settings.validated(), f)) for f in
+                                       ("content_layers", "style_layers")))  # fmt: skip
+    traced = objective.guided_traces
+    two = [*whole, Region(np.ones((4, 4), np.float32), (1.0,), "again")]
+    list(transfer(content_img, style_img, small(steps=1, size=80), vgg_random, regions=two))
+    assert objective.guided_traces == traced <= 2  # one per mask mapping at most
     diff = np.abs(plain[-1].image.astype(int) - guided[-1].image.astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.2  # float32 summation order: 1 level at most
 

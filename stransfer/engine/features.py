@@ -232,8 +232,10 @@ class Objective:
         self._value_and_grad = tf.function(
             self._value_and_grad_fn, input_signature=None if per_shape else step
         )
-        #: Guided-Gram step functions (regions), one per mask mapping, traced on first use.
+        #: Guided-Gram step functions (regions), one per mask mapping, traced on first use,
+        #: and how often they were traced (once per mapping, whatever the sizes and regions).
         self._guided: dict[str, Callable] = {}
+        self.guided_traces = 0
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -386,7 +388,7 @@ class Objective:
         *,
         mapping: str,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        self.traces += 1  # Python side effect: runs only while tracing.
+        self.guided_traces += 1  # Python side effect: runs only while tracing.
         n_content = len(self.content_layers)
         with tf.GradientTape() as tape:
             tape.watch(image)
