@@ -511,3 +511,19 @@ def test_regions_run_on_every_backbone(name, content_img, style_img):
     assert [e.step for e in events] == [1, 2, 3]
     assert np.isfinite(events[-1].losses["style"])
     assert events[-1].losses["total"] < events[0].losses["total"]
+
+
+def test_continue_with_regions_keeps_the_photo_region(vgg_random, content_img, style_img):
+    """Continue (a start image, one scale) runs the same guided objective."""
+    left = np.zeros((60, 90), np.float32)
+    left[:, :45] = 1.0
+    regions = (Region(left, (1.0,), "left"), Region(1.0 - left, (), "right"))
+    recipe = make_recipe(
+        {"steps": 3, "size": 90, "scales": 1, "init": "content", "style_weight": 1e4},
+        regions=regions,
+    )
+    first = list(run_recipe(recipe, content_img, [style_img], vgg_random))[-1].image
+    more = list(run_recipe(recipe, content_img, [style_img], vgg_random, init_image=first))
+    assert [e.step for e in more] == [1, 2, 3] and more[-1].status == "done"
+    change = np.abs(more[-1].image.astype(float) - content_img.astype(float)).mean(axis=2)
+    assert change[:, :35].mean() > 3 * change[:, 55:].mean()
