@@ -527,3 +527,20 @@ def test_continue_with_regions_keeps_the_photo_region(vgg_random, content_img, s
     assert [e.step for e in more] == [1, 2, 3] and more[-1].status == "done"
     change = np.abs(more[-1].image.astype(float) - content_img.astype(float)).mean(axis=2)
     assert change[:, :35].mean() > 3 * change[:, 55:].mean()
+
+
+def test_load_settings_values_for_a_record_with_regions_and_without():
+    from stransfer.io.masks import load_mask, region_records
+    from stransfer.page.regions import COUNT_KEY, RESTORED_KEY, region_values
+
+    mask = np.zeros((32, 48), np.float32)
+    mask[:16] = 1.0
+    regions = (Region(mask, (0.0, 1.0), "mask 1"), Region(1 - mask, (), "mask 2"))
+    extra = {"regions": region_records(regions), "styles": ["a.jpg", "data/style/swirls.jpg"]}
+    notes: list[str] = []
+    values = region_values(extra, notes)
+    assert values[COUNT_KEY] == 2 and values["region2_photo"] and not values["region1_photo"]
+    assert values["region1_file"] == "swirls.jpg" and notes == []
+    np.testing.assert_allclose(load_mask(values[RESTORED_KEY.format(1)]), mask, atol=1 / 255)
+    cleared = region_values({}, notes)
+    assert cleared[COUNT_KEY] == 0 and cleared[RESTORED_KEY.format(1)] is None

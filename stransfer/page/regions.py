@@ -333,19 +333,21 @@ def warm_regions(request: Request) -> None:
 def region_values(extra: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     """Session-state values that put a record's regions back: their number, each mask (as a
     restored upload), the photo or the style picked by name when it is in data/."""
+    # A record without regions (or an older one) leaves no mask of an earlier Load behind.
+    none = {COUNT_KEY: 0, **{RESTORED_KEY.format(n): None for n in range(1, MAX_PAGE_REGIONS + 1)}}
     items = extra.get("regions")
     if not items:
-        return {COUNT_KEY: 0}
+        return none
     try:
         regions = [r for r in regions_from_records(items) if r.name != "rest"]
     except (ImageError, MaskError) as err:
         notes.append(f"The regions could not be restored ({err}).")
-        return {COUNT_KEY: 0}
+        return none
     if len(regions) > MAX_PAGE_REGIONS:
         notes.append(f"Only the first {MAX_PAGE_REGIONS} of {len(regions)} regions are restored.")
         regions = regions[:MAX_PAGE_REGIONS]
     names = extra.get("styles") if isinstance(extra.get("styles"), list) else []
-    values: dict[str, Any] = {COUNT_KEY: len(regions)}
+    values: dict[str, Any] = {**none, COUNT_KEY: len(regions)}
     files = files_of("style")
     for number, region in enumerate(regions, 1):
         values[RESTORED_KEY.format(number)] = mask_png(region.mask)
