@@ -301,6 +301,18 @@ HOSTILE = [
         content=b"not a picture",
         settings='{"engine": "instant"}',
     ),
+    _post("settings nested 5000 deep", 400, settings='{"a": ' * 5000 + "1" + "}" * 5000),
+    _post(
+        "layer weights nested 5000 deep",
+        400,
+        settings='{"content_layers": ' + "[" * 5000 + "]" * 5000 + "}",
+    ),
+    _post("a number with 5000 digits", 400, settings='{"seed": ' + "9" * 5000 + "}"),
+    _post("steps 1e400 (infinite)", 422, settings='{"steps": 1e400}'),
+    _post("size NaN", 422, settings='{"size": NaN}'),
+    _post("a time budget of Infinity", 422, settings='{"max_seconds": Infinity}'),
+    _post("a model name 100,000 characters long", 422, settings=json.dumps({"model": "x" * 10**5})),
+    _post("a settings field of 2 MB", 413, settings=json.dumps({"model": "x" * 2 * 10**6})),
     _post("steps x pixels beyond the job limit", 413, settings='{"steps": 10000, "size": 4096}'),
     _post("a time budget beyond the job limit", 413, settings='{"max_seconds": 1e6}'),
     ("no content file", "POST", "/jobs", {"files": [("style", ("s.png", _PNG, "image/png"))]}, 422),
@@ -325,6 +337,7 @@ def _hostile_rows(server: Server) -> list[tuple[str, int, str, str]]:
     rows = []
     for what, method, path, kwargs, _ in HOSTILE:
         answer = requests.request(method, server.url + path, timeout=60, **kwargs)
+        assert answer.headers["content-type"] == "application/json", (what, answer.text[:200])
         body = answer.json()
         rows.append((what, answer.status_code, body.get("field") or "", body["error"]))
     return rows
@@ -343,6 +356,7 @@ def test_hostile_requests_get_json_4xx_and_match_the_docs(server):
     rows = _hostile_rows(server)
     expected = [(what, status) for what, *_, status in HOSTILE]
     assert [(what, status) for what, status, *_ in rows] == expected, rows
+    assert all(400 <= status < 500 for _, status, *_ in rows), rows  # never a 500
     assert all(msg and "\n" not in msg and "Traceback" not in msg for *_, msg in rows)
     fields = {what: field for what, _, field, _ in rows}
     assert fields["steps out of range"] == "steps" and fields["strength 150 %"] == "strength"

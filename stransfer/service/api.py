@@ -209,6 +209,14 @@ def create_app(
             message = f"{request.method} is not allowed on {request.url.path}; see /docs"
         elif err.status_code == 400 and "parsing the body" in message:
             message = "the body is not valid multipart/form-data; send content and style files"
+        elif err.status_code == 400 and message.startswith("Part exceeded maximum size"):
+            # Starlette's cap on a form field that is not a file (the settings JSON).
+            size = message.removeprefix("Part exceeded maximum size of").strip(" .")
+            message = (
+                f"a form field is over {size}; settings fit in a few hundred bytes, and "
+                "images go in the file fields 'content' and 'style'"
+            )
+            return _error(413, message)
         return _error(err.status_code, message, getattr(err, "headers", None))
 
     @app.exception_handler(Exception)
