@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -436,3 +437,46 @@ def test_api_killed_mid_run_keeps_every_job(tmp_path):
         assert record["extra"]["continued_from_step"] >= 3
     finally:
         srv.stop()
+
+
+# --------------------------------------------------------------------------- the docs, offline
+
+
+def test_docs_render_in_chromium_with_the_network_cut(server):
+    """Swagger UI comes from this machine: in Chromium with every request beyond 127.0.0.1
+    aborted, ``/docs`` draws the API's operations, and nothing asked for the network."""
+    from playwright.sync_api import sync_playwright
+    from test_e2e_browser import CHROMIUM_ARGS, _chromium
+
+    refused: list[str] = []
+
+    def only_loopback(route):
+        host = urllib.parse.urlsplit(route.request.url).hostname
+        if host == "127.0.0.1":
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_loopback)
+            page.goto(server.url + "/docs", wait_until="load")
+            operations = page.locator("#swagger-ui .opblock-summary-path")
+            operations.first.wait_for(timeout=60_000)
+            shown = [
+                " ".join(t.split()).replace("\u200b", "") for t in operations.all_inner_texts()
+            ]
+            methods = page.locator("#swagger-ui .opblock-summary-method").all_inner_texts()
+        finally:
+            browser.close()
+    assert not refused, f"/docs asked for the network: {refused}"
+    operations = list(zip(methods, shown, strict=True))
+    for operation in [("POST", "/jobs"), ("GET", "/jobs/{job_id}"), ("DELETE", "/jobs/{job_id}")]:
+        assert operation in operations, operations
+    assert ("GET", "/jobs/{job_id}/result") in operations and ("GET", "/health") in operations
+    # No other docs page that would need the network.
+    redoc = requests.get(server.url + "/redoc", timeout=10)
+    assert redoc.status_code == 404 and "see /docs" in redoc.json()["error"]

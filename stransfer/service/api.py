@@ -28,6 +28,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .jobs import (
@@ -185,7 +186,11 @@ def create_app(
     """The API over ``service``. ``token`` defaults to ``$STRANSFER_API_TOKEN`` (None: open)."""
     limits = limits or getattr(service, "limits", None) or Limits.from_env()
     token = token if token is not None else (os.environ.get("STRANSFER_API_TOKEN") or None)
-    app = FastAPI(
+    # FastAPIOffline is FastAPI with /docs (Swagger UI) served from the files in the
+    # fastapi-offline package instead of a CDN, so the docs work on a machine offline. No
+    # /redoc: its page still fetches a logo from its maker's CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="Stransfer",
         summary="Neural style transfer jobs: submit, follow live, fetch the result.",
         version="1",
