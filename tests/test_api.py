@@ -56,6 +56,13 @@ def test_idle_workers_prepare_the_default_job(server):
     assert all("VGG19" in line and "built and traced" in line for line in lines), lines
 
 
+def test_serve_says_where_it_listens_and_no_tensorflow_notices(server):
+    log = server.log.read_text()
+    assert f"stransfer serve: {server.url} (API docs at /docs)" in log.splitlines(), log[-2000:]
+    # The workers' TensorFlow start-up notices are filtered out of the log (stransfer.engine).
+    assert "absl::InitializeLog" not in log and "oneDNN custom operations" not in log, log
+
+
 def test_a_warm_up_that_cannot_build_leaves_the_problem_to_the_job(tmp_path, monkeypatch):
     from stransfer.service.execute import warm_up
 
