@@ -30,6 +30,7 @@ from ..io.animation import FrameRecorder, write_animation
 from ..io.images import ImageError, load_image, save_image
 from ..io.records import RECORD_KEY, RunInputs, RunRecord, png_metadata, recipe_record
 from ..weights import INSTALL_CMD, WeightsError
+from . import SUBCOMMANDS
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -95,7 +96,14 @@ colours of the STYLE image(s) and write the result to OUT. The output's pixels
 are optimised so that a pretrained network (--model) sees the layout of CONTENT
 and the style statistics of STYLE; several STYLE images are blended (see
 --style-weights). Progress is shown on stderr. With --instant, a feed-forward
-network paints CONTENT in about a second instead (no optimisation)."""
+network paints CONTENT in about a second instead (no optimisation).
+
+commands (each has its own --help):
+""" + "\n".join(f"  {name:<9} {line}" for name, line in SUBCOMMANDS.items())
+
+_USAGE = f"""\
+{PROG} CONTENT STYLE [STYLE ...] -o OUT [options]
+       {PROG} {{{",".join(SUBCOMMANDS)}}} ..."""
 
 _EPILOG = f"""\
 examples:
@@ -206,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TransferSettings()
     parser = Parser(
         prog=PROG,
+        usage=_USAGE,
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
