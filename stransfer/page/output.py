@@ -61,7 +61,8 @@ def output_panel(runner: JobService, request: Request, poll_s: float = POLL_S) -
 
 def preview_panel(request: Request, below: bool) -> None:
     png, why = instant_preview(request)
-    st.session_state[PREVIEW_SHOWN_KEY] = png is not None
+    # Either the preview or why there is none: the panel then says nothing more (no idle hint).
+    st.session_state[PREVIEW_SHOWN_KEY] = png is not None or bool(why and not below)
     if png is not None:
         after = "for the full-size picture" if request.instant else "to optimise"
         show_png(st, png, f"Instant preview · press Run {after}")
@@ -104,17 +105,26 @@ def poll(runner: JobService, shown: Shown, state: PageState) -> bool:
         shown.view = JobView(shown.job_id, "failed", message="the job is no longer known")
         return True
     if shown.view is None or view.frame != shown.view.frame:
-        shown.rows = [
-            (v.step, *(float(v.losses.get(part, 0.0)) for part in LOSS_PARTS))
-            for v in runner.history(shown.job_id)
-            if v.losses
-        ]
+        shown.rows = loss_rows(runner, shown.job_id)
         shown.image = runner.frame(shown.job_id)  # PNG, encoded once per frame
     shown.view = view
     if not view.final:
         return False
     finish(runner, shown, state)
     return True
+
+
+def loss_rows(runner: JobService, job_id: str) -> list[tuple[int, float, float, float]]:
+    """(step, content, style, tv) of every step of the job so far (none for a forgotten job)."""
+    try:
+        history = runner.history(job_id)
+    except KeyError:
+        return []
+    return [
+        (v.step, *(float(v.losses.get(part, 0.0)) for part in LOSS_PARTS))
+        for v in history
+        if v.losses
+    ]
 
 
 def finish(runner: JobService, shown: Shown, state: PageState) -> None:
@@ -169,10 +179,12 @@ def image_shape(image: Any) -> tuple[int, int]:
 
 def draw(state: PageState, signature: str) -> None:
     shown = state.current
-    if state.error:
-        st.error(state.error)
+    # Why the last Run could not start, until the sidebar changes (the fix, or anything else).
+    error = state.error if state.error_for in ("", signature) else None
+    if error:
+        st.error(error)
     if shown is None:
-        if not state.error and not preview_shown():
+        if not error and not preview_shown():
             st.info(IDLE_TEXT)
         return
     view = shown.view
@@ -200,10 +212,9 @@ def draw(state: PageState, signature: str) -> None:
         for notice in shown.notices:
             st.caption(notice)
         status(shown)
-    # While a run (a continued one too) has not ended, the last finished result stays
-    # downloadable, so the buttons do not come and go.
-    finished = [r for r in (pictured, state.previous) if r is not None and r.result is not None]
-    downloads(next((r for r in finished if r.final), None))
+    # Downloads are the result on show: none while a run (a continued one too) is under way,
+    # so an earlier result is not taken for it (the gallery keeps every finished one).
+    downloads(shown if shown.final else None)
     chart(shown, pictured)
 
 
@@ -268,7 +279,9 @@ def status(shown: Shown) -> None:
     else:
         done = view.step - view.first_step
         how = " (time budget)" if shown.budget else ""
-        st.success(f"Done: {done} steps in {format_duration(view.elapsed)}{how}")
+        # A continued run names its steps as the progress bar counts them (on from the last).
+        steps = f"steps {view.first_step + 1}-{view.step}" if view.first_step else f"{done} steps"
+        st.success(f"Done: {steps} in {format_duration(view.elapsed)}{how}")
 
 
 def downloads(shown: Shown | None) -> None:
@@ -314,7 +327,12 @@ def chart(shown: Shown, pictured: Shown | None) -> None:
         "mark": {"type": "line"},
         "height": 220,
         "encoding": {
-            "x": {"field": "step", "type": "quantitative", "title": "step"},
+            "x": {
+                "field": "step",
+                "type": "quantitative",
+                "title": "step",
+                "axis": {"format": "d", "tickMinStep": 1},  # whole steps, never 1.5
+            },
             "y": {"field": "value", "type": "quantitative", "title": "loss"},
             "color": {"field": "loss", "type": "nominal", "sort": list(LOSS_PARTS)},
         },

@@ -27,6 +27,7 @@ from stransfer.core.settings import (
     OPTIMIZERS,
     PRECISIONS,
     TransferSettings,
+    field_info,
 )
 from stransfer.core.strength import strength_to_weights
 
@@ -37,7 +38,7 @@ from .video import video_uploader
 DEFAULTS = TransferSettings()
 LAYER_WEIGHT_MAX = 10.0
 SIZE_RANGE = (100, 1000)  # the output size slider's range (px)
-MAX_SCALES = 3  # the scales slider's maximum
+SCALES_RANGE = (int(field_info("scales").low), int(field_info("scales").high))  # as the CLI's
 STYLE_SCALE_RANGE = (0.5, 2.0)
 SEED_MAX = 2**31 - 1
 BUDGET_MAX = 86_400  # the time budget's maximum (s)
@@ -323,7 +324,11 @@ def blend(
         styles, mix = [first], []
         for index in range(1, int(count)):
             label, key = style_label(index)
-            picked = file_picker(label, "style", prefix + key, index, builtins=builtins)
+            # A blend is all built-ins or all images: the next pickers follow the first one.
+            follow = None if first.builtin is None else first.builtin + index
+            picked = file_picker(
+                label, "style", prefix + key, index, builtins=builtins, builtin_default=follow
+            )
             styles.append(upload_picker(label, prefix + key, picked))
         for index in range(int(count)):
             if count > 1:
@@ -384,7 +389,7 @@ def optimiser_options() -> dict[str, Any]:
     if box is None:
         return {field: lazy_value(field) for field in LAZY_FIELDS["group:optimiser"]}
     with box:
-        optimizer = default_select("Optimizer", "optimizer", OPTIMIZERS)
+        optimizer = default_select("Optimiser", "optimizer", OPTIMIZERS)
         learning_rate = st.number_input(
             "Learning rate (Adam only)", 0.01, 255.0, DEFAULTS.learning_rate, key="learning_rate"
         )
@@ -400,8 +405,7 @@ def optimiser_options() -> dict[str, Any]:
         one_scale = scales_for(replace(DEFAULTS, init=init)) == 1
         scales = st.slider(
             "Scales (coarse to fine)",
-            1,
-            MAX_SCALES,
+            *SCALES_RANGE,
             DEFAULTS.scales,
             key="scales",
             disabled=one_scale,
