@@ -48,6 +48,9 @@ CSS = """
 /* The progress bar jumps instead of gliding: its transition repainted the panel for a
    while after every poll (Chromium's CPU per poll fell by a third without it). */
 [data-testid="stProgress"] * { transition: none !important; }
+/* The sidebar's table and chart need no toolbars (search, download, full screen): a
+   hovering one covered the Layers group's caption and first rows. */
+[data-testid="stSidebar"] [data-testid="stElementToolbar"] { display: none; }
 /* Captions break between words, never inside one. */
 [data-testid="stImageCaption"] { word-break: normal; overflow-wrap: break-word; }
 </style>
