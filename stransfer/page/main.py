@@ -11,7 +11,7 @@ import streamlit as st
 
 from stransfer.core.events import format_duration
 from stransfer.core.models import ModelError
-from stransfer.core.plan import RunPlan, seconds_left
+from stransfer.core.plan import RunPlan
 from stransfer.core.settings import SettingsError
 from stransfer.io.images import ImageError
 from stransfer.service.jobs import JobError, JobRequest, JobService
@@ -20,6 +20,7 @@ from .output import (
     MAX_POLL_S,
     POLL_S,
     POLL_SHARE,
+    Rate,
     gallery,
     loss_rows,
     output_panel,
@@ -47,6 +48,9 @@ CSS = """
 /* The progress bar jumps instead of gliding: its transition repainted the panel for a
    while after every poll (Chromium's CPU per poll fell by a third without it). */
 [data-testid="stProgress"] * { transition: none !important; }
+/* The sidebar's table and chart need no toolbars (search, download, full screen): a
+   hovering one covered the Layers group's caption and first rows. */
+[data-testid="stSidebar"] [data-testid="stElementToolbar"] { display: none; }
 /* Captions break between words, never inside one. */
 [data-testid="stImageCaption"] { word-break: normal; overflow-wrap: break-word; }
 </style>
@@ -310,12 +314,12 @@ def plan_notices(request: Request, fields: dict) -> tuple[str, ...]:
     return tuple(sentence(ValueError(notice)) + "." for notice in plan.notices)
 
 
-def measured_plan(request: Request) -> tuple[RunPlan, float] | None:
-    """The run's plan and the seconds per full-size step per megapixel this server measured for
-    its model and precision, or None before a measurement. Raises the user's error for settings
-    no run could use."""
+def measured_plan(request: Request) -> tuple[RunPlan, Rate] | None:
+    """The run's plan and the speed this server measured for its model, precision and
+    optimiser, or None before a measurement. Raises the user's error for settings no run
+    could use."""
     fields = request.fields
-    rate = rate_book().get((fields.get("model"), fields.get("precision")))
+    rate = rate_book().get((fields.get("model"), fields.get("precision"), fields.get("optimizer")))
     if request.instant or rate is None or request.content.shape is None:
         return None
     return recipe_of(fields).plan(request.content.shape), rate
@@ -335,7 +339,7 @@ def poll_seconds(request: Request) -> float:
     if measured is None:
         return POLL_S
     plan, rate = measured
-    quickest = min(rate * height * width / 1e6 for height, width in plan.shapes)
+    quickest = min(rate.step * height * width / 1e6 for height, width in plan.shapes)
     return min(max(POLL_S, quickest * POLL_SHARE), MAX_POLL_S)
 
 
@@ -363,6 +367,5 @@ def promise_text(request: Request) -> str:
             "a time budget says it in advance."
         )
     plan, rate = measured
-    height, width = plan.output_shape
-    seconds = seconds_left(plan, rate * height * width / 1e6)
+    seconds = rate.seconds(plan)
     return f"About {format_duration(seconds)} for {fields['steps']} steps (measured here)."

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 from stransfer.core.events import format_duration
+from stransfer.core.plan import RunPlan, seconds_left
 from stransfer.io.images import ImageError
 from stransfer.io.records import load_record
 from stransfer.service.jobs import Conflict, JobService, JobView
@@ -33,10 +35,44 @@ IDLE_TEXT = "Choose a content and a style image, then press Run."
 PREVIEW_SHOWN_KEY = "_instant_preview_shown"  # set by the full run for the fragment
 
 
+@dataclass(frozen=True)
+class Rate:
+    """This server's measured speed, per megapixel of output: ``step`` seconds per full-size
+    step and ``start`` seconds before the first step (the instant start, the targets)."""
+
+    step: float
+    start: float = 0.0
+
+    def seconds(self, plan: RunPlan) -> float:
+        """How long ``plan`` takes at this speed, start included (before Run)."""
+        height, width = plan.output_shape
+        megapixels = height * width / 1e6
+        return self.start * megapixels + seconds_left(plan, self.step * megapixels)
+
+
 @st.cache_resource(show_spinner=False)
-def rate_book() -> dict[tuple[str, str], float]:
-    """(model, precision) -> measured seconds per full-size step per megapixel, this server."""
+def rate_book() -> dict[tuple[str, str, str], Rate]:
+    """(model, precision, optimizer) -> the speed measured on this server's last run."""
     return {}
+
+
+def measured_rate(history: list[JobView], first_step: int, megapixels: float) -> Rate | None:
+    """The speed a finished run showed: its full-size steps' mean from their elapsed times
+    (a run's mean seconds per step counted its start and coarse steps: a 6-step run's promised
+    32 s for 40 steps that took 21 s), and the time before its first step."""
+    steps = [v for v in history if v.step > first_step and v.losses]
+    if not steps:
+        return None
+    switches = [i for i, v in enumerate(steps) if v.phase.startswith("switching")]
+    full = steps[switches[-1] + 1 :] if switches else steps
+    if len(full) >= 2:
+        step = (full[-1].elapsed - full[0].elapsed) / (full[-1].step - full[0].step)
+    else:
+        step = steps[-1].seconds_per_step
+    same_scale = len(steps) >= 2 and (not switches or switches[0] > 0)
+    first = steps[1].elapsed - steps[0].elapsed if same_scale else step
+    start = max(0.0, steps[0].elapsed - first * (steps[0].step - first_step))
+    return Rate(step / megapixels, start / megapixels)
 
 
 def show_png(target: Any, png: bytes, caption: str) -> None:
@@ -146,11 +182,16 @@ def finish(runner: JobService, shown: Shown, state: PageState) -> None:
         instant = record.extra.get("engine") == "instant"
         shown.model = "Instant" if instant else str(record.settings.get("model", ""))
         shown.strength = float(record.extra.get("strength", 100.0))
-    if view.state == "done" and view.seconds_per_step > 0 and shown.result is not None:
-        record = load_record(shown.result)
+    if view.state == "done" and shown.model != "Instant" and shown.result is not None:
+        settings = load_record(shown.result).settings
         height, width = image_shape(shown.image)
-        key = (shown.model, record.settings["precision"])
-        rate_book()[key] = view.seconds_per_step / (height * width / 1e6)
+        with contextlib.suppress(KeyError):
+            rate = measured_rate(
+                runner.history(shown.job_id), view.first_step, height * width / 1e6
+            )
+            if rate is not None and rate.step > 0:
+                key = (shown.model, settings["precision"], settings["optimizer"])
+                rate_book()[key] = rate
     state.keep(shown)
 
 

@@ -37,6 +37,7 @@ from .video import video_uploader
 
 DEFAULTS = TransferSettings()
 LAYER_WEIGHT_MAX = 10.0
+LAYER_NAME_PX, LAYER_NUMBER_PX = 96, 52  # the layer table's columns: 200 px, the sidebar's
 SIZE_RANGE = (100, 1000)  # the output size slider's range (px)
 SCALES_RANGE = (int(field_info("scales").low), int(field_info("scales").high))  # as the CLI's
 STYLE_SCALE_RANGE = (0.5, 2.0)
@@ -434,25 +435,49 @@ def optimiser_options() -> dict[str, Any]:
     }
 
 
+LAYER_BAR_PX = 22  # the chart's height per used layer: every layer's name stays readable
+
+
 def layer_chart(used) -> None:
-    """Bars of the used layers' weights, shallow to deep (a plain Vega-Lite spec: no Altair)."""
+    """Bars of the used layers' weights, shallow to deep, one labelled row per layer (a plain
+    Vega-Lite spec: no Altair). Rows, not columns: the sidebar is too narrow for a dozen
+    upright layer names, and Vega-Lite dropped all but two or three of them."""
     values = [
         {"layer": layer, "role": role, "weight": float(row[role])}
         for layer, row in used.iterrows()
         for role in ("content", "style")
+        if row[role] > 0
     ]
     order = list(used.index)
     st.vega_lite_chart(
         spec={
             "data": {"values": values},
             "mark": {"type": "bar"},
-            "height": 180,
+            "height": LAYER_BAR_PX * len(order),
             "encoding": {
-                "x": {"field": "layer", "type": "nominal", "sort": order, "title": None},
-                "xOffset": {"field": "role"},
-                "y": {"field": "weight", "type": "quantitative", "title": "weight"},
-                "color": {"field": "role", "type": "nominal"},
+                "y": {
+                    "field": "layer",
+                    "type": "nominal",
+                    "sort": order,
+                    "title": None,
+                    "axis": {"labelOverlap": False, "labelLimit": 140},
+                },
+                "yOffset": {"field": "role"},
+                "x": {"field": "weight", "type": "quantitative", "title": "weight"},
+                "color": {
+                    "field": "role",
+                    "type": "nominal",
+                    "title": None,
+                    "legend": {  # above the bars from the left: centred, it ran off the sidebar
+                        "orient": "none",
+                        "direction": "horizontal",
+                        "legendX": -60,
+                        "legendY": -44,
+                    },
+                },
             },
+            "autosize": {"type": "fit-x", "contains": "padding"},
+            "padding": {"top": 40, "right": 14},  # the legend sits in the top one
         },
         width="stretch",
     )
@@ -508,12 +533,24 @@ def layer_table_editor(spec: ModelSpec, version: int):
     base = st.session_state.get(layer_base_key(spec.name))
     if base is None:
         base = default_layers(spec)
-    number = st.column_config.NumberColumn(min_value=0.0, max_value=LAYER_WEIGHT_MAX, step=0.1)
+    # Narrow number columns: the table fits the sidebar, a phone's too, without scrolling
+    # sideways (the style column was hidden behind a scroll bar).
+    number = {
+        "min_value": 0.0,
+        "max_value": LAYER_WEIGHT_MAX,
+        "step": 0.1,
+        "width": LAYER_NUMBER_PX,
+    }
     table = st.data_editor(
         base,
         key=f"layers:{spec.name}:{version}",
-        column_config={"content": number, "style": number},
+        column_config={
+            "_index": st.column_config.TextColumn("layer", width=LAYER_NAME_PX),
+            "content": st.column_config.NumberColumn(help="Content loss weight", **number),
+            "style": st.column_config.NumberColumn(help="Style loss weight", **number),
+        },
         height=min(36 * (len(spec.layers) + 1) + 3, 330),
+        width="stretch",
     )
     table = table.fillna(0.0)
     used = table[(table["content"] > 0) | (table["style"] > 0)]
