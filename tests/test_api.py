@@ -152,6 +152,20 @@ def test_events_frames_and_result_with_record(server):
     assert server.animation_frames(job["id"]) > 1
 
 
+def test_a_job_that_ends_on_its_budget_reports_the_steps_it_ran(server):
+    # The page's way: the step ceiling with a time budget; the budget ends it, done.
+    job = server.submit({"steps": 10000, "max_seconds": 3, "size": 64, "scales": 1})
+    seen = _events(server, job["id"])
+    end = json.loads(seen["end"][0])
+    assert end["state"] == "done" and "budget" in end["message"], end
+    assert 1 <= end["step"] == end["steps"] < 10000, end  # "step 16/16", not "step 16/10000"
+    running = [json.loads(d) for d in seen["progress"]]
+    assert any(p["steps"] == 10000 for p in running), running  # the ceiling while it runs
+    record = _record(server, job["id"])
+    assert record.steps_done == end["step"] and record.extra["steps_planned"] == 10000
+    assert record.extra["status"] == "time budget"
+
+
 def test_instant_job_events_and_result_with_record(server):
     # Two style files blended 3:1 at 70 % strength, painted by the feed-forward engine.
     settings = {"engine": "instant", "size": 80, "strength": 70, "style_weights": [3, 1]}

@@ -230,16 +230,20 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
             frames.add(event.image)
             now = clock()
             local = event.step - run.done_before
-            if local in ends[:-1]:
+            # A run that ends on its time budget is complete: the job's steps become the steps
+            # it ran ("step 16/16", done), not a plan it was never meant to finish (the record
+            # keeps the plan as ``steps_planned``).
+            view = replace(event, steps=event.step) if event.status == "time budget" else event
+            if event.status == "running" and local in ends[:-1]:
                 shape = plan.shapes[ends.index(local) + 1]
                 phase = f"switching to {shape[1]}x{shape[0]}"
             else:
-                phase = f"step {event.step}/{total}"
+                phase = f"step {view.step}/{view.steps}"
             frame = None
             if event.status == "running" and now - last_frame >= FRAME_SECONDS:
                 frame = encode_png(event.image, fast=True)
                 last_frame = now
-            reporter.progress(_view(event, phase), frame)
+            reporter.progress(_view(view, phase), frame)
             if event.status == "running" and now - last_checkpoint >= checkpoint_every:
                 png = frame or encode_png(event.image, fast=True)
                 reporter.checkpoint(png, event.step, event.elapsed)
