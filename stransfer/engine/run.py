@@ -18,8 +18,10 @@ import numpy as np
 from ..core.events import StepEvent, format_duration
 from ..core.plan import RunPlan, fit_shape, plan_run
 from ..core.recipe import Recipe, check_style_weights
+from ..core.regions import DEFAULT_MAPPING, Region, check_regions, stack_masks, styled
 from ..core.settings import SettingsError, TransferSettings
 from ..instant import instant_init
+from ..instant.engine import instant_regions_init
 from ..instant.models import InstantModelError
 from ..io import color
 from ..io.images import resize_to, to_uint8
@@ -68,7 +70,9 @@ def run_recipe(
     if init_image is None and recipe.settings.init == "instant" and recipe.strength > 0:
         # The optimiser starts from the feed-forward result (a painted image in about a second).
         # At strength 0 there is nothing to paint: the run starts from the content exactly.
-        init_image = instant_start(content, pairs, recipe.settings, strength=recipe.strength)
+        init_image = instant_start(
+            content, pairs, recipe.settings, strength=recipe.strength, regions=recipe.regions
+        )
     return transfer(
         content,
         pairs,
@@ -77,6 +81,7 @@ def run_recipe(
         init_image=init_image,
         should_stop=should_stop,
         started=started,
+        regions=recipe.regions,
     )
 
 
@@ -89,6 +94,8 @@ def transfer(
     init_image: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
     started: float | None = None,
+    regions: Sequence[Region] = (),
+    mask_mapping: str = DEFAULT_MAPPING,
 ) -> Iterator[StepEvent]:
     """Run style transfer, yielding a ``StepEvent`` after every step.
 
@@ -103,6 +110,11 @@ def transfer(
             ``stopped``) after yielding the current image.
         started: the ``time.perf_counter()`` at which the run began (default: now); the time
             budget and ``elapsed`` count from it, so work done before (an instant start) counts.
+        regions: where each style goes (``stransfer.core.regions``): one guided Gram per
+            styled region at every style layer, weights over the ``style`` images; a region
+            that keeps the photo, or a pixel no mask covers, gets no style term. Empty: the
+            blend everywhere.
+        mask_mapping: how a mask reaches each style layer (``core.regions.MASK_MAPPINGS``).
     """
     settings = settings.validated()
     if extractor.backbone.name != settings.model:
@@ -112,12 +124,13 @@ def transfer(
         )
     styles = [(style, 1.0)] if isinstance(style, np.ndarray) else list(style)
     check_style_weights([w for _, w in styles], len(styles))
+    painted = styled(check_regions(regions, len(styles)))
 
     plan = plan_run(content.shape[:2], settings, extractor.backbone.min_side)
     if init_image is None and settings.init == "instant" and settings.style_weight > 0:
         # Start from the feed-forward result: a painted image in about a second (run_recipe
         # passes one made at the run's strength; here it is made at full strength).
-        init_image = instant_start(content, styles, settings)
+        init_image = instant_start(content, styles, settings, regions=regions)
     content, styles, present = _color_mode(settings.preserve_color, content, styles)
     assert settings.content_layers is not None and settings.style_layers is not None
     objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
@@ -143,10 +156,13 @@ def transfer(
         long_side = max(shape)
         targets_c = objective.content_targets(content_at)
         targets_s = (
-            _style_targets(objective, styles, long_side, settings.style_scale, extractor.backbone)
+            _style_targets(
+                objective, styles, long_side, settings.style_scale, extractor.backbone, painted
+            )
             if objective.style_layers
             else ()
         )
+        masks_at = stack_masks(painted, shape) if painted else None
         if image is None:
             image = _initial_image(settings.init, content_at, styles[0][0], rng, init_image)
         else:
@@ -157,8 +173,12 @@ def transfer(
         best_image, best_total, first_total = image, math.inf, None
 
         def evaluate(
-            x: np.ndarray, tc=targets_c, ts=targets_s
+            x: np.ndarray, tc=targets_c, ts=targets_s, masks=masks_at
         ) -> tuple[dict[str, float], np.ndarray, bool]:
+            if masks is not None:
+                return objective.guided_value_and_grad(
+                    x, tc, ts, content_weights, style_weights, mix, masks, mask_mapping
+                )
             return objective.value_and_grad(x, tc, ts, content_weights, style_weights, mix)
 
         optimizer = _make_optimizer(settings)
@@ -229,9 +249,13 @@ def instant_start(
     styles: Sequence[tuple[np.ndarray, float]],
     settings: TransferSettings,
     strength: float = 100.0,
+    regions: Sequence[Region] = (),
 ) -> np.ndarray:
-    """``instant.instant_init``, with the other way to start named when its models are missing."""
+    """``instant.instant_init`` (per region with ``regions``), with the other way to start
+    named when its models are missing."""
     try:
+        if regions:
+            return instant_regions_init(content, styles, regions, settings, strength=strength)
         return instant_init(content, styles, settings, strength=strength)
     except InstantModelError as err:
         raise InstantModelError(
@@ -287,9 +311,14 @@ def _style_targets(
     long_side: int,
     style_scale: float,
     backbone: Backbone,
+    painted: Sequence[Region] = (),
 ) -> tuple:
+    """The style targets: the blend's Grams, or with ``painted`` regions a stack of each
+    region's blended Grams per layer."""
     side = max(16, round(long_side * style_scale))
     images = [_style_at(image, side, backbone).astype(np.float32) for image, _ in styles]
+    if painted:
+        return objective.region_style_grams(images, [region.weights for region in painted])
     return objective.blended_style_grams(images, [w for _, w in styles])
 
 

@@ -32,6 +32,7 @@ from stransfer.core.settings import (
 from stransfer.core.strength import strength_to_weights
 
 from .inputs import file_picker, upload_picker
+from .regions import regions_group
 from .state import MAX_STYLES, ImageChoice, Request
 from .video import video_uploader
 
@@ -210,6 +211,7 @@ def sidebar(top: Top) -> Request:
         )
         content, first_style = uploads(top.content, top.style)
         styles, mix = blend(first_style)
+        regions = regions_group(content)
         weights = loss_weights(float(strength))
         options = optimiser_options()
         content_layers, style_layers = layer_editor(get_model(model))
@@ -224,7 +226,16 @@ def sidebar(top: Top) -> Request:
         **options,
     }
     return Request(
-        content, styles, fields, mix, budget_mode, problem, top.run, top.stop, top.resume
+        content,
+        styles,
+        fields,
+        mix,
+        budget_mode,
+        problem,
+        top.run,
+        top.stop,
+        top.resume,
+        regions=regions,
     )
 
 
@@ -261,6 +272,7 @@ def instant_sidebar(top: Top) -> Request:
         )
         content, first_style = uploads(top.content, top.style)
         styles, mix = blend(first_style, prefix="instant_", builtins=True)
+        regions = regions_group(content)
         video = video_uploader()
     fields: dict[str, Any] = {
         "engine": "instant",
@@ -268,7 +280,7 @@ def instant_sidebar(top: Top) -> Request:
         "strength": float(strength),
         "preserve_color": colour,
     }
-    return Request(content, styles, fields, mix, False, None, top.run, video=video)
+    return Request(content, styles, fields, mix, False, None, top.run, video=video, regions=regions)
 
 
 def time_or_steps() -> tuple[dict[str, Any], bool]:
