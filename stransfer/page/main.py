@@ -29,7 +29,7 @@ from .output import (
 )
 from .restore import restore_job, settings_loader
 from .sidebar import sidebar, sidebar_top, style_label
-from .state import ImageChoice, PageState, Request, Shown, page_state
+from .state import MIXED_BLEND, ImageChoice, PageState, Request, Shown, page_state
 from .video import video_panel
 
 JOB_PARAM = "job"  # the URL's query parameter that names the job on show (reload re-attaches)
@@ -163,6 +163,10 @@ def missing_image(request: Request) -> str | None:
 def start(request: Request, state: PageState, runner: JobService) -> bool:
     """Submit Run or Continue as a job; on a problem, say it in one sentence instead."""
     state.error = missing_image(request) or request.problem
+    if not state.error and request.mixed_blend:  # said in the page's words, not the API's
+        state.error = sentence(
+            ValueError(f"this blend mixes built-in styles and images: {MIXED_BLEND}")
+        )
     state.error_for = request.signature()
     if state.error:
         return False
