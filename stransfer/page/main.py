@@ -51,6 +51,9 @@ CSS = """
 /* The sidebar's table and chart need no toolbars (search, download, full screen): a
    hovering one covered the Layers group's caption and first rows. */
 [data-testid="stSidebar"] [data-testid="stElementToolbar"] { display: none; }
+/* Streamlit's own "Running... Stop" corner flickered at every poll of a job, and its Stop
+   stops the page's script, not the run: the sidebar's Stop is the one. */
+[data-testid="stStatusWidget"] { visibility: hidden; }
 /* Captions break between words, never inside one. */
 [data-testid="stImageCaption"] { word-break: normal; overflow-wrap: break-word; }
 </style>
