@@ -823,3 +823,25 @@ def test_instant_mode_with_a_builtin_style(new_page, server: Server, tmp_path: P
     assert record.extra["engine"] == "instant"
     assert record.extra["builtin_weights"] == {"builtin:2": 1.0}  # "Built-in 3" is index 2
     screenshot(page, tmp_path, "e2e_instant")
+
+
+def test_layers_group_fits_a_phone(new_page, tmp_path: Path) -> None:
+    """Issue 18 item 5: the layer table's three columns fit the sidebar of a phone (the style
+    column hid behind a sideways scroll), and no toolbar covers the table."""
+    page = new_page(PHONE)
+    page.locator('[data-testid="stExpandSidebarButton"]').click()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Layers", exact=True).click()
+    table = sidebar.locator('[data-testid="stDataFrame"]')
+    table.wait_for()
+    wait_idle(page)
+    table.hover()
+    widths = page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="stSidebar"] .dvn-scroller')]
+            .map(e => [e.scrollWidth, e.clientWidth])"""
+    )
+    assert widths and all(scroll <= client + 1 for scroll, client in widths), widths
+    toolbars = sidebar.locator('[data-testid="stElementToolbar"]')
+    assert all(not bar.is_visible() for bar in toolbars.all())
+    sidebar.locator('[data-testid="stVegaLiteChart"]').wait_for()
+    screenshot(page, tmp_path, "e2e_phone_layers")
