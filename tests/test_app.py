@@ -341,7 +341,11 @@ def test_instant_blend_of_builtins_and_a_refusal_that_clears(data_dir: Path) -> 
     at.selectbox(key="instant_style2_file").set_value("noise.png").run()  # a mixed blend
     assert IDLE_TEXT not in _messages(at.info)  # one message: why there is no preview
     at.button(key="run").click().run()
-    assert at.error and at.session_state["page"].current is None
+    assert _messages(at.error) == [
+        "This blend mixes built-in styles and images: blend built-in styles with built-ins, "
+        "images with images"
+    ]
+    assert at.session_state["page"].current is None
     at.selectbox(key="instant_style2_file").set_value("Built-in 12").run()
     assert not at.error, _messages(at.error)
 

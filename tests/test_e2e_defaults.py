@@ -37,7 +37,6 @@ from test_e2e_browser import (
     set_number,
     set_slider,
     state,
-    step_of_or_0,
     streamlit_server,
     wait_idle,
     wait_server_idle,
@@ -172,13 +171,26 @@ def press_default_run(page) -> tuple[bytes, float]:
     )
     assert settings["steps"] == MAX_STEPS and record.steps_done >= 5, record.steps_done
     assert record.extra["content"] == DEFAULT_CONTENT
-    assert record.seconds <= promise, record.seconds  # the run's own time keeps the promise
+    assert within(record, promise), (record.seconds, record.steps_done)
     assert wall <= promise + START_ALLOWANCE_S, wall
     print(
         f"\n[defaults] Run: {record.steps_done} steps, the run {record.seconds:.1f} s, "
         f"click to download {wall:.1f} s (promised {promise:.0f} s)"
     )
     return png, wall
+
+
+def step_now(now: dict) -> int:
+    """The step a budget run's progress bar shows ('step 3 · 12s of 1m00s'), 0 before one."""
+    found = re.match(r"step (\d+)", now["progress"] or "")
+    return int(found.group(1)) if found else 0
+
+
+def within(record, budget: float) -> bool:
+    """The run's own time kept the budget: the engine starts no step that would end past it
+    by its last step's time, so only a slower step than that one (a busy machine) may pass
+    it, by at most about a mean step."""
+    return record.seconds <= budget + record.seconds / max(1, record.steps_done)
 
 
 def check_png(png: bytes, long_side: int):
@@ -237,7 +249,7 @@ def test_continue_after_stop_at_defaults(new_page, page_server: Server) -> None:
     wait_server_idle(page_server)
     page = new_page()
     click_run(page)
-    wait_end(page, RUN_LIMIT_S, until=lambda now: step_of_or_0(now) >= 3)
+    wait_end(page, RUN_LIMIT_S, until=lambda now: step_now(now) >= 3)
     page.locator(".st-key-stop button").click()
     stopped = wait_end(page, 60)[-1]
     found = [a for a in stopped["alerts"] if a.startswith("Stopped at step ")]
@@ -245,7 +257,7 @@ def test_continue_after_stop_at_defaults(new_page, page_server: Server) -> None:
     step = int(found[0].split()[-1])
     assert stopped["download"] and stopped["src"]
 
-    page.locator(".st-key-continue button").click()
+    page.locator(".st-key-continue button").first.click()
     started = time.monotonic()
     page.wait_for_function(
         """() => ![...document.querySelectorAll('[data-testid="stAlert"]')]
@@ -261,9 +273,10 @@ def test_continue_after_stop_at_defaults(new_page, page_server: Server) -> None:
     assert record.extra["continued_from_step"] == step
     done = record.steps_done - step
     final = seen[-1]
-    assert f"Done: {done} steps" in " ".join(final["alerts"]), final
+    assert f"Done: steps {step + 1}-{record.steps_done} in" in " ".join(final["alerts"]), final
+    assert done >= 1
     assert final["progress"].startswith(f"step {record.steps_done} ·"), final["progress"]
-    assert record.seconds <= DEFAULT_BUDGET_S + 1 and wall <= DEFAULT_BUDGET_S + START_ALLOWANCE_S
+    assert within(record, DEFAULT_BUDGET_S) and wall <= DEFAULT_BUDGET_S + START_ALLOWANCE_S
 
 
 def test_instant_run_at_defaults(new_page, page_server: Server) -> None:

@@ -31,7 +31,7 @@ from .regions import problem as region_problem
 from .regions import region_job, warm_regions
 from .restore import restore_job, settings_loader
 from .sidebar import sidebar, sidebar_top, style_label
-from .state import ImageChoice, PageState, Request, Shown, page_state
+from .state import MIXED_BLEND, ImageChoice, PageState, Request, Shown, page_state
 from .video import video_panel
 
 JOB_PARAM = "job"  # the URL's query parameter that names the job on show (reload re-attaches)
@@ -53,6 +53,9 @@ CSS = """
 /* The sidebar's table and chart need no toolbars (search, download, full screen): a
    hovering one covered the Layers group's caption and first rows. */
 [data-testid="stSidebar"] [data-testid="stElementToolbar"] { display: none; }
+/* Streamlit's own "Running... Stop" corner flickered at every poll of a job, and its Stop
+   stops the page's script, not the run: the sidebar's Stop is the one. */
+[data-testid="stStatusWidget"] { visibility: hidden; }
 /* Captions break between words, never inside one. */
 [data-testid="stImageCaption"] { word-break: normal; overflow-wrap: break-word; }
 </style>
@@ -166,6 +169,10 @@ def missing_image(request: Request) -> str | None:
 def start(request: Request, state: PageState, runner: JobService) -> bool:
     """Submit Run or Continue as a job; on a problem, say it in one sentence instead."""
     state.error = missing_image(request) or request.problem or region_problem(request)
+    if not state.error and request.mixed_blend:  # said in the page's words, not the API's
+        state.error = sentence(
+            ValueError(f"this blend mixes built-in styles and images: {MIXED_BLEND}")
+        )
     state.error_for = request.signature()
     if state.error:
         return False

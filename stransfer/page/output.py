@@ -182,7 +182,8 @@ def finish(runner: JobService, shown: Shown, state: PageState) -> None:
         instant = record.extra.get("engine") == "instant"
         shown.model = "Instant" if instant else str(record.settings.get("model", ""))
         shown.strength = float(record.extra.get("strength", 100.0))
-    if view.state == "done" and shown.model != "Instant" and shown.result is not None:
+    # A stopped run measured the speed as well as a finished one.
+    if view.state in ("done", "cancelled") and shown.model != "Instant" and shown.result:
         settings = load_record(shown.result).settings
         height, width = image_shape(shown.image)
         with contextlib.suppress(KeyError):

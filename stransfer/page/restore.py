@@ -82,6 +82,8 @@ def restore_job(png: bytes) -> bool:
         values, notes = widget_values(record)
     except LOAD_ERRORS:
         return False
+    if record.extra.get("continued_from_step"):
+        values.pop("scales")  # Continue runs at one scale whatever the slider says
     st.session_state.update(values)
     st.session_state["engine"] = "optimise"
     st.session_state[LAYERS_VERSION_KEY] = st.session_state.get(LAYERS_VERSION_KEY, 0) + 1

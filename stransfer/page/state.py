@@ -15,6 +15,7 @@ from stransfer.service.jobs import JobView
 PAGE_KEY = "page"
 GALLERY_SIZE = 4  # recent results kept in the gallery
 MAX_STYLES = 4  # style images in one blend
+MIXED_BLEND = "blend built-in styles with built-ins, images with images"  # the instant rule
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ class Request:
     resume: bool = False
     video: Any = None  # the Instant mode's video upload (an UploadedFile), or None
     regions: Any = None  # ``page.regions.RegionsChoice`` (painted or uploaded masks), or None
+
+    @property
+    def mixed_blend(self) -> bool:
+        """A blend of built-in styles and images: the instant engine takes one kind only."""
+        builtins = [choice.builtin is not None for choice in self.styles]
+        return any(builtins) and not all(builtins)
 
     @property
     def instant(self) -> bool:
