@@ -126,11 +126,17 @@ class Server:
         return times.user + times.system
 
 
+PAGE_COMMAND = ("-m", "stransfer", "page")  # as ``make run`` starts it (warmed up)
+APP_COMMAND = ("-m", "streamlit", "run", "app.py")  # as environment.yml tells conda users
+
+
 @contextlib.contextmanager
-def streamlit_server(env: dict[str, str], log: Path) -> Iterator[Server]:
+def streamlit_server(
+    env: dict[str, str], log: Path, entry: tuple[str, ...] = PAGE_COMMAND
+) -> Iterator[Server]:
     port = _free_port()
     command = [
-        sys.executable, "-m", "stransfer", "page",
+        sys.executable, *entry,
         "--server.port", str(port),
         "--server.address", "127.0.0.1",
         "--server.headless", "true",
@@ -157,7 +163,7 @@ def streamlit_server(env: dict[str, str], log: Path) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not become healthy:\n{server.log_tail()}")
             time.sleep(0.2)
-        while READY_LINE not in log.read_text(errors="replace"):  # what make run's user sees
+        while entry == PAGE_COMMAND and READY_LINE not in log.read_text(errors="replace"):
             if time.monotonic() > deadline or process.poll() is not None:
                 pytest.fail(f"the page did not warm up:\n{server.log_tail()}")
             time.sleep(0.1)

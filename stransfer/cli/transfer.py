@@ -50,6 +50,7 @@ from .common import (
     writing,
 )
 from .instant import INSTANT_OPTIONS, STYLE_HELP
+from .regions import add_region_option, load_regions, region_styles
 
 if TYPE_CHECKING:
     from ..engine.features import FeatureExtractor
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"without TensorFlow; only {', '.join(INSTANT_OPTIONS)} and -q apply, --size from "
         f"{MIN_SIDE} to {MAX_SIDE} (default: off)",
     )
+    add_region_option(parser)
     out = parser.add_argument_group("output")
     out.add_argument(
         "--save-every",
@@ -382,12 +384,17 @@ def prepare(args: argparse.Namespace) -> Job:
     animation = _check_animation(args.save_animation)
     recipe = _recipe(args)
     content = load_image(args.content, name=f"content image {Path(args.content).name}")
-    styles = [load_image(path, name=f"style image {Path(path).name}") for path in args.styles]
+    paths = region_styles(args.region, args.styles)
+    styles = [load_image(path, name=f"style image {Path(path).name}") for path in paths]
+    if args.region:  # the STYLE arguments' blend goes where no mask is
+        rest = [*recipe.style_weights, *[0.0] * (len(paths) - len(args.styles))]
+        regions = load_regions(args.region, paths, rest, content.shape[:2])
+        recipe = make_recipe(recipe.values(), style_weights=rest, regions=regions)
     return Job(
         recipe,
         content,
         styles,
-        RunInputs.of(content, styles, str(args.content), [str(path) for path in args.styles]),
+        RunInputs.of(content, styles, str(args.content), [str(path) for path in paths]),
         output,
         save_every,
         save_dir,

@@ -31,6 +31,7 @@ from .images import (
     save_image,
     write_bytes_atomic,
 )
+from .masks import region_records
 
 if TYPE_CHECKING:
     from ..core.events import StepEvent
@@ -316,6 +317,7 @@ def recipe_record(
         seconds=seconds,
         extra={
             **recipe.extra(),
+            **({"regions": region_records(recipe.regions)} if recipe.regions else {}),
             **inputs.extra(event.status, event.steps),
             **(extra or {}),
         },

@@ -10,7 +10,8 @@ Besides the recipe's names a request's settings may hold two service-only keys, 
 before ``make_recipe`` sees them: ``engine`` (``optimise``, the default, or ``instant``, the
 feed-forward engine) and, for instant jobs only, ``builtin`` (one of the instant engine's 26
 built-in styles in place of style files: ``7``, ``"builtin:7"`` or a blend
-``{"3": 0.5, "12": 0.5}``).
+``{"3": 0.5, "12": 0.5}``). A third, ``regions``, says what each uploaded mask file gets (see
+``core.regions.parse_blends``).
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ import numpy as np
 
 from ..core.models import ModelError
 from ..core.recipe import Recipe, make_recipe
+from ..core.regions import MAX_REGIONS, MaskError, check_regions, layout, parse_blends
 from ..core.settings import SETTING_NAMES, SettingsError
 from ..instant import BUILTIN_STYLES, BuiltinStyle, working_shape
 from ..io.images import ImageError, load_image
+from ..io.masks import load_mask, region_records
 from ..io.records import RunInputs
 from .jobs import BadRequest, InvalidSettings, JobRequest, TooLarge
 
 #: The engines a job can run on: the optimiser (Gatys) or the feed-forward instant engine.
 ENGINES = ("optimise", "instant")
 #: Settings only the service knows (handled before ``make_recipe``, which refuses them).
-SERVICE_SETTINGS = ("engine", "builtin")
+SERVICE_SETTINGS = ("engine", "builtin", "regions")
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ def check_settings(
             f"engine {engine!r} is unknown; use one of: {', '.join(ENGINES)}", field="engine"
         )
     builtin = values.pop("builtin", None)
+    values.pop("regions", None)  # checked with the mask files (check_request)
     extra: dict[str, Any] = {"engine": engine}
     if builtin is not None:
         extra["builtin"] = _builtin(builtin, engine, styles or 0)
@@ -304,6 +308,9 @@ def check_request(request: JobRequest, limits: Limits) -> CheckedRequest:
         "content": inputs.content_name,
         "styles": list(inputs.style_names),
     }
+    regions = _regions(request, recipe, content.shape[:2], "builtin" in extra, limits)
+    if regions:
+        extra["regions"] = region_records(regions)
     files: list[tuple[bytes, float]] = []
     if "builtin" not in extra:
         pairs = zip(request.styles, recipe.style_weights, strict=True)
@@ -347,3 +354,47 @@ def _check_shape(recipe: Recipe, shape: tuple[int, int], instant: bool, limits: 
             f"steps, or a time budget (max_seconds, up to {limits.max_job_seconds:g} s)",
             field="steps",
         )
+
+
+def _regions(
+    request: JobRequest, recipe: Recipe, shape: tuple[int, int], builtin: bool, limits: Limits
+) -> tuple:
+    """The request's regions (mask files and ``settings["regions"]``), checked; () without."""
+    what = request.settings.get("regions") if isinstance(request.settings, Mapping) else None
+    masks = list(request.masks or ())
+    if not masks and not what:
+        return ()
+    if builtin:
+        raise InvalidSettings(
+            "regions need style image files; send style files instead of a built-in style",
+            field="regions",
+        )
+    if len(masks) > MAX_REGIONS:
+        raise TooLarge(f"{len(masks)} masks; at most {MAX_REGIONS} per job", field="mask")
+    styles = len(request.styles)
+    try:
+        blends = parse_blends(what if what is not None else [], styles)
+        if len(blends) != len(masks):
+            raise SettingsError(
+                f"{len(masks)} mask file(s) but {len(blends)} item(s) in settings regions; "
+                'give one per mask, in order: "photo", a style index or blend weights'
+            )
+        loaded = [_mask(data, number, limits) for number, data in enumerate(masks, 1)]
+        return check_regions(layout(loaded, blends, recipe.style_weights, shape), styles)
+    except SettingsError as err:
+        raise InvalidSettings(_one_line(err), field="regions") from None
+
+
+def _mask(data: bytes, number: int, limits: Limits) -> tuple[Any, str]:
+    """One mask file decoded, or BadRequest/TooLarge (field ``mask``) naming it."""
+    label = f"mask {number}"
+    if len(data) > limits.max_file_bytes:
+        raise TooLarge(
+            f"{label} is {len(data) / 2**20:.1f} MB; the limit is "
+            f"{limits.max_file_bytes / 2**20:.0f} MB per file",
+            field="mask",
+        )
+    try:
+        return load_mask(bytes(data), name=label), label
+    except (ImageError, MaskError) as err:
+        raise BadRequest(_one_line(err), field="mask") from None
