@@ -19,6 +19,7 @@ from ..core.events import StepEvent, format_duration
 from ..core.plan import RunPlan, fit_shape, plan_run
 from ..core.recipe import Recipe, check_style_weights
 from ..core.settings import SettingsError, TransferSettings
+from ..core.tiles import memory_budget
 from ..instant import instant_init
 from ..instant.models import InstantModelError
 from ..io import color
@@ -26,6 +27,7 @@ from ..io.images import resize_to, to_uint8
 from .backbones import Backbone
 from .features import FeatureExtractor, Objective
 from .optimizers import LBFGS, Adam, Optimizer
+from .tiled import TiledObjective, evaluator_for
 
 __all__ = ["RunPlan", "StepEvent", "format_duration", "plan_run", "run_recipe", "transfer"]
 
@@ -44,6 +46,7 @@ def run_recipe(
     *,
     init_image: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_memory: str | int | None = None,
 ) -> Iterator[StepEvent]:
     """Run ``recipe`` (see ``stransfer.core.recipe``), yielding a ``StepEvent`` after every step.
 
@@ -57,6 +60,8 @@ def run_recipe(
         init_image: start from this image (a previous result, to continue a run); with it,
             run at one scale (``replace(recipe.settings, scales=1)``) so it is not blurred.
         should_stop: polled between steps; True ends the run with status ``stopped``.
+        max_memory: the memory budget (``3GB``; None: ``core.tiles.memory_budget``'s default);
+            a scale that does not fit it runs tile by tile (``engine.tiled``).
 
     The record of any event: ``stransfer.io.records.recipe_record(recipe, inputs, event,
     precision=extractor.precision)``. Raises SettingsError (``.field`` set) for a style count
@@ -75,6 +80,7 @@ def run_recipe(
         extractor,
         init_image=init_image,
         should_stop=should_stop,
+        max_memory=max_memory,
     )
 
 
@@ -86,6 +92,7 @@ def transfer(
     *,
     init_image: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_memory: str | int | None = None,
 ) -> Iterator[StepEvent]:
     """Run style transfer, yielding a ``StepEvent`` after every step.
 
@@ -98,6 +105,7 @@ def transfer(
         init_image: start from this image instead of ``settings.init`` (to continue a run).
         should_stop: polled between steps; when it returns True the run ends (status
             ``stopped``) after yielding the current image.
+        max_memory: the memory budget (see ``run_recipe``).
     """
     settings = settings.validated()
     if extractor.backbone.name != settings.model:
@@ -109,13 +117,19 @@ def transfer(
     check_style_weights([w for _, w in styles], len(styles))
 
     plan = plan_run(content.shape[:2], settings, extractor.backbone.min_side)
+    assert settings.content_layers is not None and settings.style_layers is not None
+    objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
+    # Every scale's fit is checked before anything runs: a print that cannot fit says so now.
+    budget = memory_budget(max_memory)
+    evaluators = [
+        evaluator_for(objective, shape, budget, optimiser_pairs=_optimiser_pairs(settings, n))
+        for shape, n in zip(plan.shapes, plan.steps, strict=True)
+    ]
     if init_image is None and settings.init == "instant" and settings.style_weight > 0:
         # Start from the feed-forward result: a painted image in about a second (run_recipe
         # passes one made at the run's strength; here it is made at full strength).
         init_image = instant_start(content, styles, settings)
     content, styles, present = _color_mode(settings.preserve_color, content, styles)
-    assert settings.content_layers is not None and settings.style_layers is not None
-    objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
     content_weights = np.array(list(settings.content_layers.values()), np.float32)
     style_weights = np.array(list(settings.style_layers.values()), np.float32)
     with np.errstate(over="ignore"):  # weights beyond float32 become inf: caught as divergence
@@ -136,9 +150,10 @@ def transfer(
         scale_start = time.perf_counter()
         content_at = resize_to(content, *shape).astype(np.float32)
         long_side = max(shape)
-        targets_c = objective.content_targets(content_at)
+        evaluator = evaluators[scale_index]
+        targets_c = evaluator.content_targets(content_at)
         targets_s = (
-            _style_targets(objective, styles, long_side, settings.style_scale, extractor.backbone)
+            _style_targets(evaluator, styles, long_side, settings.style_scale, extractor.backbone)
             if objective.style_layers
             else ()
         )
@@ -152,9 +167,9 @@ def transfer(
         best_image, best_total, first_total = image, math.inf, None
 
         def evaluate(
-            x: np.ndarray, tc=targets_c, ts=targets_s
+            x: np.ndarray, tc=targets_c, ts=targets_s, ev=evaluator
         ) -> tuple[dict[str, float], np.ndarray, bool]:
-            return objective.value_and_grad(x, tc, ts, content_weights, style_weights, mix)
+            return ev.value_and_grad(x, tc, ts, content_weights, style_weights, mix)
 
         optimizer = _make_optimizer(settings)
         last_scale = scale_index == len(plan.shapes) - 1
@@ -273,7 +288,7 @@ def _divergence(finite: bool, total: float, first_total: float) -> str:
 
 
 def _style_targets(
-    objective: Objective,
+    objective: Objective | TiledObjective,
     styles: Sequence[tuple[np.ndarray, float]],
     long_side: int,
     style_scale: float,
@@ -332,6 +347,12 @@ def _add_detail(
     """
     detail = content_at - _enlarge(coarse_content, content_at.shape[:2])
     return np.clip(image + detail, 0.0, 255.0).astype(np.float32)
+
+
+def _optimiser_pairs(settings: TransferSettings, steps: int) -> int:
+    """Image-sized array pairs the optimiser holds at a scale of ``steps`` steps: Adam's
+    moments, or the L-BFGS pairs it can gather (one per step after the first)."""
+    return 1 if settings.optimizer == "adam" else min(LBFGS().history, max(0, steps - 1))
 
 
 def _make_optimizer(settings: TransferSettings) -> Optimizer:
