@@ -36,7 +36,7 @@ from .common import (
 )
 
 #: The options that apply with --instant (besides CONTENT, STYLE, -o, -q); others are refused.
-INSTANT_OPTIONS = ("--size", "--strength", "--style-weights", "--preserve-color")
+INSTANT_OPTIONS = ("--size", "--strength", "--style-weights", "--preserve-color", "--max-memory")
 #: What --strength means to the instant engine (Magenta's identity interpolation).
 STRENGTH_HELP = (
     "0 to 100: how far the style vector moves from the content's own style (0 is about the "
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         styles = load_styles(args.styles, args.style_weights)
         content = load_image(args.content, name=f"content image {Path(args.content).name}")
         options = instant_options(args)
-        result = instant(content, styles, **options)
+        result = instant(content, styles, **options, max_memory=args.max_memory)
     except (UsageError, ImageError, SettingsError, WeightsError) as err:
         return error(err)
     except KeyboardInterrupt:

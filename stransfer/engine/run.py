@@ -12,6 +12,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -72,7 +73,8 @@ def run_recipe(
     if init_image is None and recipe.settings.init == "instant" and recipe.strength > 0:
         # The optimiser starts from the feed-forward result (a painted image in about a second).
         # At strength 0 there is nothing to paint: the run starts from the content exactly.
-        init_image = instant_start(content, pairs, recipe.settings, strength=recipe.strength)
+        start = _start_settings(recipe.settings, content.shape[:2], extractor.backbone)
+        init_image = instant_start(content, pairs, start, strength=recipe.strength)
     return transfer(
         content,
         pairs,
@@ -121,14 +123,14 @@ def transfer(
     objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
     # Every scale's fit is checked before anything runs: a print that cannot fit says so now.
     budget = memory_budget(max_memory)
-    evaluators = [
+    evaluators = [  # the largest first: if anything does not fit, it is the print size
         evaluator_for(objective, shape, budget, optimiser_pairs=_optimiser_pairs(settings, n))
-        for shape, n in zip(plan.shapes, plan.steps, strict=True)
-    ]
+        for shape, n in reversed(list(zip(plan.shapes, plan.steps, strict=True)))
+    ][::-1]
     if init_image is None and settings.init == "instant" and settings.style_weight > 0:
         # Start from the feed-forward result: a painted image in about a second (run_recipe
         # passes one made at the run's strength; here it is made at full strength).
-        init_image = instant_start(content, styles, settings)
+        init_image = instant_start(content, styles, _start_settings(settings, plan))
     content, styles, present = _color_mode(settings.preserve_color, content, styles)
     content_weights = np.array(list(settings.content_layers.values()), np.float32)
     style_weights = np.array(list(settings.style_layers.values()), np.float32)
@@ -145,7 +147,8 @@ def transfer(
     image: np.ndarray | None = None
     coarse_content = content
     # Started from the content, each finer scale gets back the detail the coarser one lacked.
-    keep_detail = settings.init in ("content", "instant") and init_image is None
+    # A print's instant start is painted at its first scale: it gets the detail back too.
+    keep_detail = settings.init in ("content", "instant") and (init_image is None or plan.is_print)
     for scale_index, (shape, scale_steps) in enumerate(zip(plan.shapes, plan.steps, strict=True)):
         scale_start = time.perf_counter()
         content_at = resize_to(content, *shape).astype(np.float32)
@@ -244,6 +247,17 @@ def instant_start(
             f"{err} (the optimiser starts from the instant result by default; "
             "init content starts from the photo without it)"
         ) from None
+
+
+def _start_settings(
+    settings: TransferSettings, plan: RunPlan | tuple[int, int], backbone: Backbone | None = None
+) -> TransferSettings:
+    """The settings the instant start is painted with: a print's at its first scale (the size
+    the network handles well; the schedule's finer scales take it to the print size)."""
+    if not isinstance(plan, RunPlan):
+        assert backbone is not None
+        plan = plan_run(plan, settings, backbone.min_side)
+    return replace(settings, size=max(plan.shapes[0])) if plan.is_print else settings
 
 
 def _color_mode(

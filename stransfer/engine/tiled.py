@@ -36,9 +36,9 @@ from .features import TARGETS, FeatureExtractor, Objective
 #: Bytes per activation element that a forward and backward pass holds, per precision
 #: (measured here with ``python -m bench.prints --calibrate``: peak resident memory of untiled
 #: VGG19 steps at two sizes, the slope per pixel over the activations per pixel).
-BYTES_PER_ELEMENT = {"bfloat16": 4.0, "float32": 6.0}
+BYTES_PER_ELEMENT = {"bfloat16": 4.0, "float32": 6.5}
 #: The process with TensorFlow and a VGG19 built and traced, before any image (measured).
-FIXED_BYTES = 1.3 * 2**30
+FIXED_BYTES = 1.0 * 2**30
 #: Image-sized float32 arrays an optimiser step holds besides the L-BFGS pairs: the image, its
 #: gradient and the tiles' sum, L-BFGS's point, gradient, direction and proposal, a frame and
 #: the total variation's differences.

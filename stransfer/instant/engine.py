@@ -294,10 +294,19 @@ def instant(
     size: int | None = 512,
     strength: float = 100.0,
     preserve_color: str = "none",
+    max_memory: str | int | None = None,
 ) -> np.ndarray:
-    """One call for a front end: style image(s) with weights, or built-ins -> uint8 RGB result."""
+    """One call for a front end: style image(s) with weights, or built-ins -> uint8 RGB result
+    (``max_memory``: see :func:`stylise`)."""
     style = styles if isinstance(styles, BuiltinStyle) else style_vector(styles)
-    return stylise(content, style, size=size, strength=strength, preserve_color=preserve_color)
+    return stylise(
+        content,
+        style,
+        size=size,
+        strength=strength,
+        preserve_color=preserve_color,
+        max_memory=max_memory,
+    )
 
 
 def instant_init(
