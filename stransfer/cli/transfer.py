@@ -25,6 +25,7 @@ from ..core.events import StepEvent, format_duration
 from ..core.models import MODEL_NAMES, ModelError, get_model
 from ..core.recipe import DEFAULT_STRENGTH, Recipe, make_recipe
 from ..core.settings import SETTING_NAMES, SettingsError, TransferSettings, field_info
+from ..core.tiles import parse_memory
 from ..instant import MAX_SIDE, MIN_SIDE
 from ..io.animation import FrameRecorder, write_animation
 from ..io.images import ImageError, load_image, save_image
@@ -59,6 +60,15 @@ if TYPE_CHECKING:
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 
 # --------------------------------------------------------------------------- parsing
+
+
+def _memory_amount(text: str) -> str:
+    """``--max-memory``: an amount such as 3GB (checked here, passed on as written)."""
+    try:
+        parse_memory(text)
+    except SettingsError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("max_memory ")) from None
+    return text
 
 
 def _model_name(text: str) -> str:
@@ -261,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"{MIN_SIDE} to {MAX_SIDE} (default: off)",
     )
     add_region_option(parser)
+    parser.add_argument(
+        "--max-memory",
+        metavar="AMOUNT",
+        type=_memory_amount,
+        default=None,
+        help="memory the run may use, e.g. 3GB; a size that does not fit runs tile by tile "
+        "(prints up to 8192 px), or is refused before it starts (default: 3/4 of the memory "
+        "available now, or STRANSFER_MAX_MEMORY)",
+    )
     out = parser.add_argument_group("output")
     out.add_argument(
         "--save-every",
@@ -313,6 +332,8 @@ class Job:
     notices: tuple[str, ...]
     #: Record ``extra`` only the CLI knows: the weights file (None: ImageNet, once resolved).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``--max-memory`` as given (None: the default budget, ``core.tiles.memory_budget``).
+    max_memory: str | None = None
 
 
 def _layers(specs: Sequence[tuple[str, float]] | None, option: str) -> dict[str, float] | None:
@@ -401,6 +422,7 @@ def prepare(args: argparse.Namespace) -> Job:
         animation,
         recipe.plan(content.shape[:2]).notices,
         {"weights": args.weights},
+        args.max_memory,
     )
 
 
@@ -557,7 +579,7 @@ def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: floa
 
     writer = Writer(job, extractor.precision, started, progress)
     last: StepEvent | None = None
-    events = run_recipe(job.recipe, job.content, job.styles, extractor)
+    events = run_recipe(job.recipe, job.content, job.styles, extractor, max_memory=job.max_memory)
     try:
         for event in events:
             last = event

@@ -15,7 +15,7 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 #: ``none``; ``luminance`` keeps the content's colours; ``histogram`` recolours the styles.
 COLOR_MODES = ("none", "luminance", "histogram")
 INITS = ("content", "noise", "style", "instant")
-MIN_SIZE, MAX_SIZE = 16, 4096
+MIN_SIZE, MAX_SIZE = 16, 8192
 MAX_STEPS = 10_000
 MAX_SCALES = 4
 MAX_SEED = 2**32 - 1  # numpy's default_rng takes any non-negative int; records stay portable

@@ -32,6 +32,7 @@ from stransfer.core.settings import (
 from stransfer.core.strength import strength_to_weights
 
 from .inputs import file_picker, upload_picker
+from .prints import print_size
 from .regions import regions_group
 from .state import MAX_STYLES, ImageChoice, Request
 from .video import video_uploader
@@ -204,6 +205,7 @@ def sidebar(top: Top) -> Request:
             st.warning(problem)
         run_fields, budget_mode = time_or_steps()
         size = st.slider("Output size (long side, px)", *SIZE_RANGE, DEFAULTS.size, 4, key="size")
+        size = print_size("print_size", size)
         strength = strength_slider(
             "strength",
             "How strongly the style is applied: 0% returns the photo. Scales the style "
@@ -258,6 +260,7 @@ def instant_sidebar(top: Top) -> Request:
             help="The instant engine paints at this size with real detail (about 1 s at "
             "512 px, 8 s at 1600 px on 2 cores).",
         )
+        size = print_size("instant_print_size", size)
         strength = strength_slider(
             "instant_strength",
             "0% returns the photo; 100% is the network's full painting.",

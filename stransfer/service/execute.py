@@ -17,12 +17,15 @@ from typing import Any, Protocol
 
 from ..core.recipe import Recipe, make_recipe, recipe_values
 from ..io.animation import DEFAULT_MAX_BYTES, FrameRecorder, encode_animation
-from ..io.images import encode_png, load_image
+from ..io.images import encode_png, fit_long_side, load_image
 from ..io.masks import region_records, regions_from_records
 from ..io.records import RunInputs, png_metadata, recipe_record
 
 #: Seconds between checkpoints of a running job (``STRANSFER_CHECKPOINT_SECONDS``).
 CHECKPOINT_SECONDS = 5.0
+#: Longest side of a preview frame: a print's frames are shrunk to it (its checkpoints and
+#: result stay full size).
+SCREEN_SIDE = 1024
 #: Least seconds between two preview frames.
 FRAME_SECONDS = 0.5
 #: Frames and long side of the run's animation (``animation.gif`` beside the result): small,
@@ -106,6 +109,13 @@ def execute(
         if type(err).__name__ == "ResourceExhaustedError":
             message = "out of memory; submit again with a smaller size"
         return Outcome("failed", message[:500])
+
+
+def on_screen(image: Any) -> Any:
+    """``image`` shrunk to :data:`SCREEN_SIDE` on its long side if larger (a preview frame)."""
+    if max(image.shape[:2]) <= SCREEN_SIDE:
+        return image
+    return fit_long_side(image, SCREEN_SIDE)
 
 
 def warm_up() -> str:
@@ -245,11 +255,12 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
                 phase = f"step {view.step}/{view.steps}"
             frame = None
             if event.status == "running" and now - last_frame >= FRAME_SECONDS:
-                frame = encode_png(event.image, fast=True)
+                frame = encode_png(on_screen(event.image), fast=True)
                 last_frame = now
             reporter.progress(_view(view, phase), frame)
             if event.status == "running" and now - last_checkpoint >= checkpoint_every:
-                png = frame or encode_png(event.image, fast=True)
+                whole = max(event.image.shape[:2]) <= SCREEN_SIDE
+                png = frame if frame and whole else encode_png(event.image, fast=True)
                 reporter.checkpoint(png, event.step, event.elapsed)
                 last_checkpoint = now
     finally:
