@@ -214,6 +214,8 @@ class Objective:
         self._preprocess = extractor.backbone.preprocess_input
         #: How often the step function was traced (tests assert it stays at one).
         self.traces = 0
+        #: The same for the guided (regions) step function, one per mask mapping.
+        self.guided_traces = 0
         # Height and width are left open so that every scale and size shares one trace; the
         # layer counts are fixed for an objective, so the signature is too.
         image = tf.TensorSpec([1, None, None, 3], tf.float32)
@@ -385,7 +387,7 @@ class Objective:
         *,
         mapping: str,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        self.traces += 1  # Python side effect: runs only while tracing.
+        self.guided_traces += 1  # Python side effect: runs only while tracing.
         n_content = len(self.content_layers)
         with tf.GradientTape() as tape:
             tape.watch(image)
