@@ -250,7 +250,9 @@ def transfer(
             if last_scale and done_here == scale_steps:
                 status = "done"
             elif settings.max_seconds is not None and (
-                now - start + (now - step_began) > settings.max_seconds
+                # A scale's first step also pays for its targets (and a process's first, the
+                # trace): from the second on, the last step foretells the next one.
+                now - start + (now - step_began if done_here > 1 else 0.0) > settings.max_seconds
             ):
                 # Another step like this one would end past the budget: stop within it.
                 status, message = "time budget", f"stopped at the {settings.max_seconds:g} s budget"
