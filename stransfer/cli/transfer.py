@@ -25,11 +25,13 @@ from ..core.events import StepEvent, format_duration
 from ..core.models import MODEL_NAMES, ModelError, get_model
 from ..core.recipe import DEFAULT_STRENGTH, Recipe, make_recipe
 from ..core.settings import SETTING_NAMES, SettingsError, TransferSettings, field_info
+from ..core.tiles import parse_memory
 from ..instant import MAX_SIDE, MIN_SIDE
 from ..io.animation import FrameRecorder, write_animation
 from ..io.images import ImageError, load_image, save_image
 from ..io.records import RECORD_KEY, RunInputs, RunRecord, png_metadata, recipe_record
 from ..weights import INSTALL_CMD, WeightsError
+from . import SUBCOMMANDS
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -49,6 +51,7 @@ from .common import (
     writing,
 )
 from .instant import INSTANT_OPTIONS, STYLE_HELP
+from .regions import add_region_option, load_regions, region_styles
 
 if TYPE_CHECKING:
     from ..engine.features import FeatureExtractor
@@ -57,6 +60,15 @@ if TYPE_CHECKING:
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 
 # --------------------------------------------------------------------------- parsing
+
+
+def _memory_amount(text: str) -> str:
+    """``--max-memory``: an amount such as 3GB (checked here, passed on as written)."""
+    try:
+        parse_memory(text)
+    except SettingsError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("max_memory ")) from None
+    return text
 
 
 def _model_name(text: str) -> str:
@@ -95,7 +107,14 @@ colours of the STYLE image(s) and write the result to OUT. The output's pixels
 are optimised so that a pretrained network (--model) sees the layout of CONTENT
 and the style statistics of STYLE; several STYLE images are blended (see
 --style-weights). Progress is shown on stderr. With --instant, a feed-forward
-network paints CONTENT in about a second instead (no optimisation)."""
+network paints CONTENT in about a second instead (no optimisation).
+
+commands (each has its own --help):
+""" + "\n".join(f"  {name:<9} {line}" for name, line in SUBCOMMANDS.items())
+
+_USAGE = f"""\
+{PROG} CONTENT STYLE [STYLE ...] -o OUT [options]
+       {PROG} {{{",".join(SUBCOMMANDS)}}} ..."""
 
 _EPILOG = f"""\
 examples:
@@ -206,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TransferSettings()
     parser = Parser(
         prog=PROG,
+        usage=_USAGE,
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -249,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="no optimisation: the instant engine's feed-forward result in about a second, "
         f"without TensorFlow; only {', '.join(INSTANT_OPTIONS)} and -q apply, --size from "
         f"{MIN_SIDE} to {MAX_SIDE} (default: off)",
+    )
+    add_region_option(parser)
+    parser.add_argument(
+        "--max-memory",
+        metavar="AMOUNT",
+        type=_memory_amount,
+        default=None,
+        help="memory the run may use, e.g. 3GB; a size that does not fit runs tile by tile "
+        "(prints up to 8192 px), or is refused before it starts (default: 3/4 of the memory "
+        "available now, or STRANSFER_MAX_MEMORY)",
     )
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -302,6 +332,8 @@ class Job:
     notices: tuple[str, ...]
     #: Record ``extra`` only the CLI knows: the weights file (None: ImageNet, once resolved).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``--max-memory`` as given (None: the default budget, ``core.tiles.memory_budget``).
+    max_memory: str | None = None
 
 
 def _layers(specs: Sequence[tuple[str, float]] | None, option: str) -> dict[str, float] | None:
@@ -373,18 +405,24 @@ def prepare(args: argparse.Namespace) -> Job:
     animation = _check_animation(args.save_animation)
     recipe = _recipe(args)
     content = load_image(args.content, name=f"content image {Path(args.content).name}")
-    styles = [load_image(path, name=f"style image {Path(path).name}") for path in args.styles]
+    paths = region_styles(args.region, args.styles)
+    styles = [load_image(path, name=f"style image {Path(path).name}") for path in paths]
+    if args.region:  # the STYLE arguments' blend goes where no mask is
+        rest = [*recipe.style_weights, *[0.0] * (len(paths) - len(args.styles))]
+        regions = load_regions(args.region, paths, rest, content.shape[:2])
+        recipe = make_recipe(recipe.values(), style_weights=rest, regions=regions)
     return Job(
         recipe,
         content,
         styles,
-        RunInputs.of(content, styles, str(args.content), [str(path) for path in args.styles]),
+        RunInputs.of(content, styles, str(args.content), [str(path) for path in paths]),
         output,
         save_every,
         save_dir,
         animation,
         recipe.plan(content.shape[:2]).notices,
         {"weights": args.weights},
+        args.max_memory,
     )
 
 
@@ -541,7 +579,7 @@ def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: floa
 
     writer = Writer(job, extractor.precision, started, progress)
     last: StepEvent | None = None
-    events = run_recipe(job.recipe, job.content, job.styles, extractor)
+    events = run_recipe(job.recipe, job.content, job.styles, extractor, max_memory=job.max_memory)
     try:
         for event in events:
             last = event

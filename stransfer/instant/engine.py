@@ -24,17 +24,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.regions import Region, check_regions, feather, resize_mask
 from ..core.settings import COLOR_MODES, SettingsError, TransferSettings
 from ..io import color
 from ..io.images import ImageError, fit_long_side, image_sha256, resize_to, to_uint8
 from ..io.records import RunRecord
+from . import tiled
 from .models import session
 
 STYLE_SIDE = 256  # the predictor's fixed input
 STRIDE = 4  # two stride-2 convolutions: sides must be multiples of 4 to come back unchanged
 VECTOR_SIZE = 100
 MIN_SIDE = 32  # the 9x9 reflect-padded convolutions need room; the wheel refuses below 32 too
-MAX_SIDE = 2048  # long side; ~3 GiB of activations at 2048x1536 on the CPU
+MAX_SIDE = 8192  # long side; above what fits the memory budget it runs in tiles (instant.tiled)
 NUM_BUILTIN = 26
 BUILTIN_PREFIX = "builtin:"
 # Below this strength (as a fraction) a vector style's result also fades into the photo: with the
@@ -191,19 +193,37 @@ def _pad_to_stride(x: np.ndarray) -> tuple[np.ndarray, int, int]:
     return x, height, width
 
 
-def _transform(content: np.ndarray, vector: np.ndarray) -> np.ndarray:
+def _transform(content: np.ndarray, vector: np.ndarray, tile: int | None = None) -> np.ndarray:
     transformer = session("arbitrary_transform")
     x, height, width = _pad_to_stride(content.astype(np.float32) / 255.0)
     names = [i.name for i in transformer.get_inputs()]
-    feed = {names[0]: x[None], names[1]: vector.reshape(1, 1, 1, VECTOR_SIZE).astype(np.float32)}
-    return transformer.run(None, feed)[0][0, :height, :width]
+    style = vector.reshape(1, 1, 1, VECTOR_SIZE).astype(np.float32)
+
+    def feed(window: np.ndarray) -> dict[str, np.ndarray]:
+        return {names[0]: np.ascontiguousarray(window[None]), names[1]: style}
+
+    if tile is not None:  # a print: tile by tile, normalised by the thumbnail's statistics
+        out = tiled.run_tiled("arbitrary_transform", x, feed, lambda o: o[0], tile)
+        return out[:height, :width]
+    return transformer.run(None, feed(x))[0][0, :height, :width]
 
 
-def _builtin(content: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _builtin(content: np.ndarray, weights: np.ndarray, tile: int | None = None) -> np.ndarray:
     network = session("multistyle26")
     x, height, width = _pad_to_stride(content.astype(np.float32) / 255.0)
-    feed = {"image": np.ascontiguousarray(x.transpose(2, 0, 1)[None]), "style_weights": weights}
-    return network.run(None, feed)[0][0].transpose(1, 2, 0)[:height, :width]
+
+    def feed(window: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "image": np.ascontiguousarray(window.transpose(2, 0, 1)[None]),
+            "style_weights": weights,
+        }
+
+    def read(output: np.ndarray) -> np.ndarray:
+        return output[0].transpose(1, 2, 0)
+
+    if tile is not None:
+        return tiled.run_tiled("multistyle26", x, feed, read, tile)[:height, :width]
+    return read(network.run(None, feed(x))[0])[:height, :width]
 
 
 def stylise(
@@ -214,6 +234,7 @@ def stylise(
     strength: float = 100.0,
     preserve_color: str = "none",
     own_vector: np.ndarray | None = None,
+    max_memory: str | int | None = None,
 ) -> np.ndarray:
     """Paint ``content`` (uint8 RGB, any size and aspect ratio) with ``style``; return uint8 RGB.
 
@@ -228,6 +249,9 @@ def stylise(
             colours); ``histogram`` (the result recoloured to the content's colour mean and
             covariance).
         own_vector: the content's own vector, if already known (a video computes it once).
+        max_memory: the memory budget (``3GB``; None: ``core.tiles.memory_budget``'s default).
+            A size that does not fit runs tile by tile (``instant.tiled``), or is refused in
+            one sentence (``MemoryBudgetError``) before anything runs.
     """
     mix = _check_strength(strength)
     if preserve_color not in COLOR_MODES:
@@ -237,9 +261,10 @@ def stylise(
         )
     content = _check_rgb(content, "content image")
     shape = working_shape(content.shape[:2], size)
+    tile = tiled.needs_tiles(shape, max_memory)
     photo = resize_to(content, *shape)
     if isinstance(style, BuiltinStyle):
-        out = _builtin(photo, style.weights)
+        out = _builtin(photo, style.weights, tile)
         if mix < 1.0:
             out = mix * out + (1.0 - mix) * (photo.astype(np.float32) / 255.0)
     else:
@@ -251,7 +276,7 @@ def stylise(
         if mix < 1.0:
             own = content_vector(content) if own_vector is None else own_vector
             vector = mix * vector + (1.0 - mix) * np.asarray(own, np.float32).reshape(-1)
-        out = _transform(photo, vector)
+        out = _transform(photo, vector, tile)
         fade = min(1.0, mix / FADE_BELOW)
         if fade < 1.0:  # the photo's own vector still repaints it: fade into the photo itself
             out = fade * out + (1.0 - fade) * (photo.astype(np.float32) / 255.0)
@@ -270,10 +295,19 @@ def instant(
     size: int | None = 512,
     strength: float = 100.0,
     preserve_color: str = "none",
+    max_memory: str | int | None = None,
 ) -> np.ndarray:
-    """One call for a front end: style image(s) with weights, or built-ins -> uint8 RGB result."""
+    """One call for a front end: style image(s) with weights, or built-ins -> uint8 RGB result
+    (``max_memory``: see :func:`stylise`)."""
     style = styles if isinstance(styles, BuiltinStyle) else style_vector(styles)
-    return stylise(content, style, size=size, strength=strength, preserve_color=preserve_color)
+    return stylise(
+        content,
+        style,
+        size=size,
+        strength=strength,
+        preserve_color=preserve_color,
+        max_memory=max_memory,
+    )
 
 
 def instant_init(
@@ -343,3 +377,85 @@ def instant_record(
         seconds=round(seconds, 3),
         extra={**record_extra, **(extra or {})},
     )
+
+
+# --- regions ------------------------------------------------------------------------------------
+#: Feathering of region borders when compositing, as a fraction of the long side (2.5 px at
+#: 512 px): enough to hide the step between two paintings, too little to show a halo.
+FEATHER = 0.005
+
+
+def composite(
+    pictures: Sequence[np.ndarray], masks: Sequence[np.ndarray], base: np.ndarray
+) -> np.ndarray:
+    """``pictures[r]`` where ``masks[r]`` is (soft masks blend; the masks are feathered by
+    :data:`FEATHER`), ``base`` where no mask is; all uint8 RGB of ``base``'s size."""
+    shape = base.shape[:2]
+    radius = FEATHER * max(shape)
+    weights = [np.clip(feather(resize_mask(m, shape), radius), 0.0, 1.0) for m in masks]
+    total = np.sum(weights, axis=0) if weights else np.zeros(shape, np.float32)
+    rest = np.clip(1.0 - total, 0.0, 1.0)
+    norm = np.maximum(total + rest, 1e-6)[..., None]
+    out = rest[..., None] * base.astype(np.float32)
+    for picture, weight in zip(pictures, weights, strict=True):
+        out += weight[..., None] * picture.astype(np.float32)
+    return to_uint8(out / norm)
+
+
+def _region_pairs(styles: Sequence[np.ndarray], region: Region) -> list[tuple[np.ndarray, float]]:
+    return [(image, w) for image, w in zip(styles, region.weights, strict=True) if w > 0]
+
+
+def instant_regions(
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    regions: Sequence[Region],
+    *,
+    size: int | None = 512,
+    strength: float = 100.0,
+    preserve_color: str = "none",
+) -> np.ndarray:
+    """:func:`instant` per region: each region painted with its blend of ``styles`` (a region
+    that keeps the photo, and what no mask covers, shows the photo), composited with the
+    feathered masks. Each region's weights are over ``styles``."""
+    regions = check_regions(regions, len(styles))
+    photo = resize_to(_check_rgb(content, "content image"), *working_shape(content.shape[:2], size))
+    pictures = [
+        photo
+        if region.keeps_photo
+        else instant(
+            content,
+            _region_pairs(styles, region),
+            size=size,
+            strength=strength,
+            preserve_color=preserve_color,
+        )
+        for region in regions
+    ]
+    return composite(pictures, [region.mask for region in regions], photo)
+
+
+def instant_regions_init(
+    content: np.ndarray,
+    styles: Sequence[tuple[np.ndarray, float]] | Sequence[np.ndarray],
+    regions: Sequence[Region],
+    settings: TransferSettings,
+    *,
+    strength: float = 100.0,
+) -> np.ndarray:
+    """:func:`instant_init` per region (each with its own palette), composited with the
+    feathered masks; the photo (its luminance in ``luminance`` mode) where no style goes."""
+    images = [item[0] if isinstance(item, tuple) else item for item in styles]
+    regions = check_regions(regions, len(images))
+    starts = [
+        None
+        if region.keeps_photo
+        else instant_init(content, _region_pairs(images, region), settings, strength=strength)
+        for region in regions
+    ]
+    shape = next(start.shape[:2] for start in starts if start is not None)
+    photo = resize_to(_check_rgb(content, "content image"), *shape)
+    if settings.preserve_color == "luminance":
+        photo = to_uint8(color.luminance_image(photo))
+    pictures = [photo if start is None else start for start in starts]
+    return composite(pictures, [region.mask for region in regions], photo)

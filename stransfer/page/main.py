@@ -27,6 +27,8 @@ from .output import (
     rate_book,
     show_png,
 )
+from .regions import problem as region_problem
+from .regions import region_job, warm_regions
 from .restore import restore_job, settings_loader
 from .sidebar import sidebar, sidebar_top, style_label
 from .state import MIXED_BLEND, ImageChoice, PageState, Request, Shown, page_state
@@ -121,6 +123,7 @@ def main() -> None:
         with output_col:
             video_panel(request)
     gallery(state)
+    warm_regions(request)
     if started:
         with st.sidebar:
             st.html(CLOSE_SIDEBAR_JS, unsafe_allow_javascript=True)
@@ -165,7 +168,7 @@ def missing_image(request: Request) -> str | None:
 
 def start(request: Request, state: PageState, runner: JobService) -> bool:
     """Submit Run or Continue as a job; on a problem, say it in one sentence instead."""
-    state.error = missing_image(request) or request.problem
+    state.error = missing_image(request) or request.problem or region_problem(request)
     if not state.error and request.mixed_blend:  # said in the page's words, not the API's
         state.error = sentence(
             ValueError(f"this blend mixes built-in styles and images: {MIXED_BLEND}")
@@ -194,13 +197,18 @@ def start(request: Request, state: PageState, runner: JobService) -> bool:
     }
     if builtins:
         fields["builtin"] = builtins  # the service says it if images are blended in too
+    region_styles, masks, what = region_job(request)
+    if masks:
+        files += region_styles
+        fields["regions"] = what
     job = JobRequest(
         content=request.content.data,
         styles=[(c.data, w) for c, w in files],
         settings=fields,
-        names=[request.content.name or "", *(c.name or "" for c in request.styles)],
+        names=[request.content.name or "", *(c.name or "" for c, _ in files)],
         resume_from=resume_from,
         first_step=first_step,
+        masks=masks,
     )
     try:
         view = runner.submit(job)
@@ -307,7 +315,9 @@ def recipe_of(fields: dict):
     """The library's recipe for the optimiser's fields (raises the user's error)."""
     from stransfer.core.recipe import make_recipe
 
-    return make_recipe({k: v for k, v in fields.items() if k not in ("engine", "builtin")})
+    return make_recipe(
+        {k: v for k, v in fields.items() if k not in ("engine", "builtin", "regions")}
+    )
 
 
 def plan_notices(request: Request, fields: dict) -> tuple[str, ...]:

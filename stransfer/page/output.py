@@ -22,6 +22,7 @@ from stransfer.io.records import load_record
 from stransfer.service.jobs import Conflict, JobService, JobView
 
 from .preview import instant_preview
+from .prints import screen_png
 from .state import PageState, Request, Shown, page_state
 
 # The panel's redraw interval during a job (see ``main.poll_seconds``): a 512 px step takes
@@ -78,7 +79,7 @@ def measured_rate(history: list[JobView], first_step: int, megapixels: float) ->
 def show_png(target: Any, png: bytes, caption: str) -> None:
     """Draw PNG bytes as they are. Streamlit's default ("auto") decodes an RGB PNG and encodes
     it again as JPEG on every rerun: 20-40 ms an image, each time the panel polls a job."""
-    target.image(png, caption=caption, output_format="PNG")
+    target.image(screen_png(png), caption=caption, output_format="PNG")
 
 
 def output_panel(runner: JobService, request: Request, poll_s: float = POLL_S) -> None:

@@ -38,6 +38,10 @@ def instant_preview(request: Request) -> tuple[bytes | None, str | None]:
     if request.mixed_blend:
         return None, f"No instant preview: {MIXED_BLEND}."
     fields = request.fields
+    if request.regions is not None and request.regions.active:
+        from .regions import regions_preview
+
+        return regions_preview(request, min(int(fields["size"]), PREVIEW_MAX_SIDE))
     return _preview(
         request.content.digest,
         tuple(c.digest for c in request.styles),

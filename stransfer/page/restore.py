@@ -13,6 +13,7 @@ from stransfer.core.strength import strength_from_extra
 from stransfer.io.records import RecordError, RunRecord, load_record, settings_from_record
 
 from .inputs import UPLOAD_MB, files_of
+from .regions import region_values
 from .sidebar import (
     BUDGET_MAX,
     BUDGET_MIN,
@@ -123,7 +124,7 @@ def widget_values(record: RunRecord) -> tuple[dict[str, Any], list[str]]:
     else:
         values.update(run_for="steps", steps=settings.steps)
     values[layer_base_key(settings.model)] = layer_table(settings)
-    return {**values, **style_values(record, notes)}, notes
+    return {**values, **style_values(record, notes), **region_values(record.extra, notes)}, notes
 
 
 def fit(name: str, value: float, low: float, high: float, notes: list[str]) -> float:

@@ -32,6 +32,8 @@ from stransfer.core.settings import (
 from stransfer.core.strength import strength_to_weights
 
 from .inputs import file_picker, upload_picker
+from .prints import print_size
+from .regions import regions_group
 from .state import MAX_STYLES, ImageChoice, Request
 from .video import video_uploader
 
@@ -203,6 +205,7 @@ def sidebar(top: Top) -> Request:
             st.warning(problem)
         run_fields, budget_mode = time_or_steps()
         size = st.slider("Output size (long side, px)", *SIZE_RANGE, DEFAULTS.size, 4, key="size")
+        size = print_size("print_size", size)
         strength = strength_slider(
             "strength",
             "How strongly the style is applied: 0% returns the photo. Scales the style "
@@ -210,6 +213,7 @@ def sidebar(top: Top) -> Request:
         )
         content, first_style = uploads(top.content, top.style)
         styles, mix = blend(first_style)
+        regions = regions_group(content)
         weights = loss_weights(float(strength))
         options = optimiser_options()
         content_layers, style_layers = layer_editor(get_model(model))
@@ -224,7 +228,16 @@ def sidebar(top: Top) -> Request:
         **options,
     }
     return Request(
-        content, styles, fields, mix, budget_mode, problem, top.run, top.stop, top.resume
+        content,
+        styles,
+        fields,
+        mix,
+        budget_mode,
+        problem,
+        top.run,
+        top.stop,
+        top.resume,
+        regions=regions,
     )
 
 
@@ -247,6 +260,7 @@ def instant_sidebar(top: Top) -> Request:
             help="The instant engine paints at this size with real detail (about 1 s at "
             "512 px, 8 s at 1600 px on 2 cores).",
         )
+        size = print_size("instant_print_size", size)
         strength = strength_slider(
             "instant_strength",
             "0% returns the photo; 100% is the network's full painting.",
@@ -261,6 +275,7 @@ def instant_sidebar(top: Top) -> Request:
         )
         content, first_style = uploads(top.content, top.style)
         styles, mix = blend(first_style, prefix="instant_", builtins=True)
+        regions = regions_group(content)
         video = video_uploader()
     fields: dict[str, Any] = {
         "engine": "instant",
@@ -268,7 +283,7 @@ def instant_sidebar(top: Top) -> Request:
         "strength": float(strength),
         "preserve_color": colour,
     }
-    return Request(content, styles, fields, mix, False, None, top.run, video=video)
+    return Request(content, styles, fields, mix, False, None, top.run, video=video, regions=regions)
 
 
 def time_or_steps() -> tuple[dict[str, Any], bool]:

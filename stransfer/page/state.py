@@ -55,6 +55,7 @@ class Request:
     stop: bool = False
     resume: bool = False
     video: Any = None  # the Instant mode's video upload (an UploadedFile), or None
+    regions: Any = None  # ``page.regions.RegionsChoice`` (painted or uploaded masks), or None
 
     @property
     def mixed_blend(self) -> bool:
@@ -73,6 +74,7 @@ class Request:
             "styles": [choice.digest for choice in self.styles],
             "mix": self.mix,
             "fields": self.fields,
+            "regions": self.regions.digest if self.regions is not None else "",
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
