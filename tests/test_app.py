@@ -535,3 +535,21 @@ def test_the_promise_for_steps_counts_the_start_once_and_each_step_at_its_own_co
     later = [view(10 + k, 2.0 + k) for k in range(1, 7)]
     rate = measured_rate(later, 10, megapixels)
     assert rate is not None and rate.start * megapixels == pytest.approx(2.0)
+
+
+def test_a_widget_changed_while_a_linked_job_runs_keeps_its_value(data_dir: Path) -> None:
+    """Nothing is restored over a change made in the tab while the job ran: the result is
+    marked as made with other settings instead, naming its pictures."""
+    at = _page()
+    _steps(at, 300, size=120)
+    at.button(key="run").click().run()
+    tab = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    tab.query_params["job"] = at.session_state["page"].current.job_id
+    tab.run()
+    assert not tab.session_state["page"].current.final, "the job ended before the change"
+    tab.slider(key="strength").set_value(30).run()
+    at.button(key="stop").click().run()
+    _wait(tab)
+    assert tab.slider(key="strength").value == 30 and tab.slider(key="size").value == 512
+    stale = [m for m in _messages(tab.caption) if "Made with other settings" in m]
+    assert stale and "ramp.png in the style of noise.png" in stale[0], stale

@@ -175,7 +175,7 @@ def finish(runner: JobService, shown: Shown, state: PageState) -> None:
         shown.record_json = (load_record(shown.result).to_json() + "\n").encode()
     with contextlib.suppress(ImageError):
         shown.gif = runner.animation(shown.job_id)
-    if shown.result is not None and not shown.signature:  # re-attached: names from the record
+    if shown.result is not None and not shown.model:  # re-attached: names from the record
         record = load_record(shown.result)
         shown.content = str(record.extra.get("content", ""))
         shown.styles = tuple(map(str, record.extra.get("styles", ())))

@@ -205,12 +205,12 @@ def sidebar(top: Top) -> Request:
             st.warning(problem)
         run_fields, budget_mode = time_or_steps()
         size = st.slider("Output size (long side, px)", *SIZE_RANGE, DEFAULTS.size, 4, key="size")
-        size = print_size("print_size", size)
         strength = strength_slider(
             "strength",
             "How strongly the style is applied: 0% returns the photo. Scales the style "
             "and smoothness loss weights together, tenfold per third of the slider.",
         )
+        size = print_size("print_size", size)  # below Strength: that stays above the fold
         content, first_style = uploads(top.content, top.style)
         styles, mix = blend(first_style)
         regions = regions_group(content)
