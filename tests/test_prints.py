@@ -94,3 +94,17 @@ def test_the_top_scale_of_a_print_is_tiled_in_a_small_budget(small_prints, vgg_r
     budget = int(FIXED_BYTES + 250 * 2**20)
     assert isinstance(evaluator_for(objective, (320, 480), budget), TiledObjective)
     assert evaluator_for(objective, (80, 120), budget) is objective
+
+
+def test_the_api_accepts_print_jobs_within_its_work_limit():
+    """A print's plan counts its pixel-steps scale by scale: the default 60 steps at 4096 px
+    (mostly at 512-1024 px) plan less work than 60 steps at 2048 px, and fit the limit; an
+    instant job may ask for 8192 px."""
+    from stransfer.service.jobs import TooLarge
+    from tests.test_service import _checked
+
+    assert _checked({"size": 4096}).settings["size"] == 4096
+    assert _checked({"size": 8192, "steps": 60}).settings["size"] == 8192
+    assert _checked({"engine": "instant", "size": 8192}).settings["size"] == 8192
+    with pytest.raises(TooLarge, match="pixel-steps"):
+        _checked({"size": 8192, "steps": 2000})
