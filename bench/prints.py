@@ -4,6 +4,7 @@ untiled run, in one run (issue 19).
     python -m bench.prints [table [ENGINE]]  # instant results and optimiser steps, tiled and not
     python -m bench.prints print           # the 4096x3072 optimised print, Run to file (long)
     python -m bench.prints quality DIR N   # seams, S and C of DIR's print (N top-scale steps)
+    python -m bench.prints instant-seams 4096  # the instant engine's seams, tiled vs untiled
 
 Every figure is one ``python -m stransfer`` process, timed from start to exit, with the peak
 resident memory of its whole process tree sampled from /proc every 0.2 s. A run whose estimate
@@ -278,6 +279,27 @@ def _tile_period(shape: tuple[int, int], top_steps: int) -> int | None:
     return evaluator.tile if isinstance(evaluator, TiledObjective) else None
 
 
+def instant_seams(size: int = 4096) -> dict[str, object]:
+    """The instant engine's seam score at ``size``: the tiled result (4 GB budget) at its tile
+    borders beside the untiled result of the same size at the same borders, with crops; and
+    how far the tiled result is from the untiled one (mean absolute difference, 0..255)."""
+    from stransfer.instant.tiled import needs_tiles
+    from stransfer.io.images import load_image
+
+    tiled = load_image(OUT / f"instant_{size}_tiled.png")
+    whole = load_image(OUT / f"instant_{size}_whole.png")
+    period = needs_tiles(tiled.shape[:2], PRINT_BUDGET)
+    result: dict[str, object] = {"size": size, "tile_period_px": period}
+    if period:
+        result["seam_tiled"] = round(seam_score(tiled, period), 3)
+        result["seam_untiled"] = round(seam_score(whole, period), 3)
+        result["mean_abs_difference"] = round(float(np.abs(tiled.astype(float) - whole).mean()), 2)
+        result["crops"] = [str(p) for p in crops(tiled, f"instant_{size}_tiled", period)]
+        crops(whole, f"instant_{size}_whole", period)
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def main(argv: list[str]) -> int:
     print(f"CPU: {cpu()}")
     print(f"load average at start: {os.getloadavg()}")
@@ -286,6 +308,8 @@ def main(argv: list[str]) -> int:
         table(tuple(argv[1:]) or ("instant", "optimise"))
     elif what == "print":
         print_run(*(int(a) for a in argv[1:]))
+    elif what == "instant-seams":
+        instant_seams(*(int(a) for a in argv[1:]))
     elif what == "quality":
         folder = Path(argv[1]) if len(argv) > 1 else OUT
         quality(folder / "print_4096.png", folder / "default_512.png", int(argv[2]))

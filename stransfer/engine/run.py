@@ -48,6 +48,7 @@ def run_recipe(
     init_image: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_memory: str | int | None = None,
+    on_tile: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[StepEvent]:
     """Run ``recipe`` (see ``stransfer.core.recipe``), yielding a ``StepEvent`` after every step.
 
@@ -63,6 +64,8 @@ def run_recipe(
         should_stop: polled between steps; True ends the run with status ``stopped``.
         max_memory: the memory budget (``3GB``; None: ``core.tiles.memory_budget``'s default);
             a scale that does not fit it runs tile by tile (``engine.tiled``).
+        on_tile: called with (scale, tile, tiles) after each tile of a tiled scale (progress
+            within a print's long steps).
 
     The record of any event: ``stransfer.io.records.recipe_record(recipe, inputs, event,
     precision=extractor.precision)``. Raises SettingsError (``.field`` set) for a style count
@@ -83,6 +86,7 @@ def run_recipe(
         init_image=init_image,
         should_stop=should_stop,
         max_memory=max_memory,
+        on_tile=on_tile,
     )
 
 
@@ -95,6 +99,7 @@ def transfer(
     init_image: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_memory: str | int | None = None,
+    on_tile: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[StepEvent]:
     """Run style transfer, yielding a ``StepEvent`` after every step.
 
@@ -107,7 +112,7 @@ def transfer(
         init_image: start from this image instead of ``settings.init`` (to continue a run).
         should_stop: polled between steps; when it returns True the run ends (status
             ``stopped``) after yielding the current image.
-        max_memory: the memory budget (see ``run_recipe``).
+        max_memory, on_tile: see ``run_recipe``.
     """
     settings = settings.validated()
     if extractor.backbone.name != settings.model:
@@ -127,6 +132,9 @@ def transfer(
         evaluator_for(objective, shape, budget, optimiser_pairs=_optimiser_pairs(settings, n))
         for shape, n in reversed(list(zip(plan.shapes, plan.steps, strict=True)))
     ][::-1]
+    for number, evaluator in enumerate(evaluators, 1):
+        if isinstance(evaluator, TiledObjective) and on_tile is not None:
+            evaluator.on_tile = functools.partial(on_tile, number)
     if init_image is None and settings.init == "instant" and settings.style_weight > 0:
         # Start from the feed-forward result: a painted image in about a second (run_recipe
         # passes one made at the run's strength; here it is made at full strength).
