@@ -1,9 +1,10 @@
 """Prints: wall time and peak memory at 2048, 4096 and 8192 px, both engines, beside today's
 untiled run, in one run (issue 19).
 
-    python -m bench.prints                 # the table: instant and optimiser steps, tiled and not
+    python -m bench.prints [table [ENGINE]]  # instant results and optimiser steps, tiled and not
     python -m bench.prints print           # the 4096x3072 optimised print, Run to file (long)
-    python -m bench.prints quality DIR     # seams, S and C of DIR's print against its 512 px run
+    python -m bench.prints quality DIR N   # seams, S and C of DIR's print (N top-scale steps)
+    python -m bench.prints instant-seams 4096  # the instant engine's seams, tiled vs untiled
 
 Every figure is one ``python -m stransfer`` process, timed from start to exit, with the peak
 resident memory of its whole process tree sampled from /proc every 0.2 s. A run whose estimate
@@ -139,12 +140,14 @@ def _estimate(engine: str, size: int, tiled: bool) -> float:
     return model.estimate(shape, None if tile is None else (tile + 2 * geo.halo) ** 2)
 
 
-def table(sizes: tuple[int, ...] = (2048, 4096, 8192)) -> list[dict[str, object]]:
+def table(
+    engines: tuple[str, ...] = ("instant", "optimise"), sizes: tuple[int, ...] = (2048, 4096, 8192)
+) -> list[dict[str, object]]:
     """Instant results and one optimiser step (init content, one scale) at each size, tiled
     under the 4 GB budget beside untiled (today's way: a budget it never needs to tile in)."""
     content, style = _inputs()
     rows = []
-    for engine in ("instant", "optimise"):
+    for engine in engines:
         for size in sizes:
             for tiled in (False, True):
                 options = ["--size", str(size), "--max-memory", PRINT_BUDGET if tiled else "200GB"]
@@ -224,31 +227,77 @@ def crops(image: np.ndarray, name: str, period: int, side: int = 384) -> list[Pa
     return paths
 
 
-def quality(print_png: Path, small_png: Path, tile: int, halo_origin: int = 0) -> dict[str, float]:
-    """Seam score of the print (tile borders against elsewhere, beside the same score on the
-    512 px result enlarged, which has no tiles), and S and C of the print shrunk to 512 px
-    against the 512 px result (``bench.baselines``' distances, VGG19)."""
+def quality(
+    print_png: Path, small_png: Path, top_steps: int, untiled_png: Path | None = None
+) -> dict:
+    """The print against the default 512 px result: S and C (``bench.baselines.Scorer``, fixed
+    float32 VGG19) of the print shrunk to 512 px beside the 512 px result's; the seam score of
+    the print at its top scale's tile borders (from its log) beside the same measure at the same
+    borders of an untiled image of the same size (``untiled_png``, else the 512 px result
+    enlarged); 100 % crops across a tile corner and at the centre."""
     from stransfer.io.images import load_image, resize_to
+    from stransfer.weights import resolve_weights
 
-    big = load_image(print_png)
-    small = load_image(small_png)
-    scores = {"seam": seam_score(big, tile, halo_origin)}
-    shrunk = resize_to(big, *small.shape[:2])
-    scores.update(_distances(shrunk, small))
-    return scores
-
-
-def _distances(image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """S and C of ``image`` to the run's content and style (the repo's score), beside the
-    512 px ``reference``'s."""
-    from .baselines import score  # type: ignore[attr-defined]
+    from .baselines import Scorer
 
     content, style = _inputs()
+    big, small = load_image(print_png), load_image(small_png)
+    scorer = Scorer(resolve_weights("VGG19", allow_download=False), 512)
+    targets = scorer.targets(load_image(content), load_image(style))
+    s_print, c_print = scorer.score(resize_to(big, *small.shape[:2]), targets)
+    s_small, c_small = scorer.score(small, targets)
+    period = _tile_period(big.shape[:2], top_steps)
+    reference = load_image(untiled_png) if untiled_png else resize_to(small, *big.shape[:2])
+    result = {
+        "S_print_at_512": round(s_print, 4),
+        "C_print_at_512": round(c_print, 4),
+        "S_default_512": round(s_small, 4),
+        "C_default_512": round(c_small, 4),
+        "tile_period_px": period,
+    }
+    if period:
+        result["seam_print"] = round(seam_score(big, period), 3)
+        result["seam_untiled"] = round(seam_score(reference, period), 3)
+        result["crops"] = [str(p) for p in crops(big, print_png.stem, period)]
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def _tile_period(shape: tuple[int, int], top_steps: int) -> int | None:
+    """The interior side of the tiles the print's top scale ran in (the same choice the run
+    made: the same budget, shape and optimiser state), None if untiled."""
+    from stransfer.core.settings import TransferSettings
+    from stransfer.core.tiles import parse_memory
+    from stransfer.engine.features import load_extractor
+    from stransfer.engine.tiled import TiledObjective, evaluator_for
+
+    settings = TransferSettings().validated()
+    extractor = load_extractor("VGG19", "auto", "random")  # the geometry, not the weights
+    objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
+    pairs = min(10, max(0, top_steps - 1))
+    evaluator = evaluator_for(objective, shape, parse_memory(PRINT_BUDGET), optimiser_pairs=pairs)
+    return evaluator.tile if isinstance(evaluator, TiledObjective) else None
+
+
+def instant_seams(size: int = 4096) -> dict[str, object]:
+    """The instant engine's seam score at ``size``: the tiled result (4 GB budget) at its tile
+    borders beside the untiled result of the same size at the same borders, with crops; and
+    how far the tiled result is from the untiled one (mean absolute difference, 0..255)."""
+    from stransfer.instant.tiled import needs_tiles
     from stransfer.io.images import load_image
 
-    c, s = load_image(content), load_image(style)
-    mine, theirs = score(image, c, s), score(reference, c, s)
-    return {"S": mine[0], "C": mine[1], "S_512": theirs[0], "C_512": theirs[1]}
+    tiled = load_image(OUT / f"instant_{size}_tiled.png")
+    whole = load_image(OUT / f"instant_{size}_whole.png")
+    period = needs_tiles(tiled.shape[:2], PRINT_BUDGET)
+    result: dict[str, object] = {"size": size, "tile_period_px": period}
+    if period:
+        result["seam_tiled"] = round(seam_score(tiled, period), 3)
+        result["seam_untiled"] = round(seam_score(whole, period), 3)
+        result["mean_abs_difference"] = round(float(np.abs(tiled.astype(float) - whole).mean()), 2)
+        result["crops"] = [str(p) for p in crops(tiled, f"instant_{size}_tiled", period)]
+        crops(whole, f"instant_{size}_whole", period)
+    print(json.dumps(result), flush=True)
+    return result
 
 
 def main(argv: list[str]) -> int:
@@ -256,9 +305,14 @@ def main(argv: list[str]) -> int:
     print(f"load average at start: {os.getloadavg()}")
     what = argv[0] if argv else "table"
     if what == "table":
-        table()
+        table(tuple(argv[1:]) or ("instant", "optimise"))
     elif what == "print":
         print_run(*(int(a) for a in argv[1:]))
+    elif what == "instant-seams":
+        instant_seams(*(int(a) for a in argv[1:]))
+    elif what == "quality":
+        folder = Path(argv[1]) if len(argv) > 1 else OUT
+        quality(folder / "print_4096.png", folder / "default_512.png", int(argv[2]))
     else:
         print(__doc__)
         return 2

@@ -68,10 +68,11 @@ def test_a_stopped_print_keeps_its_last_full_size_image(
     plan = plan_run(content_img.shape[:2], settings, 32)
     assert plan.is_print and plan.shapes[-1] == (320, 480) and len(plan.shapes) == 4
     budget = int(FIXED_BYTES + 250 * 2**20)  # the top scale runs in tiles
-    seen = []
+    seen, tiles = [], []
     events = transfer(
         content_img, style_img, settings, vgg_random, max_memory=budget,
         should_stop=lambda: len(seen) >= 28,  # polled before step 29 is yielded
+        on_tile=lambda *done: tiles.append(done),
     )  # fmt: skip
     for event in events:
         seen.append(event)
@@ -82,6 +83,8 @@ def test_a_stopped_print_keeps_its_last_full_size_image(
     # Every frame, coarse ones too, is shown at the print's size: nothing is lost by stopping.
     assert all(e.image.shape == (320, 480, 3) for e in seen)
     assert [e.scale for e in seen] == [1] * 16 + [2] * 8 + [3] * 4 + [4]
+    # Progress within a step, tile by tile: only the top scale is tiled in this budget.
+    assert tiles and {scale for scale, _, _ in tiles} == {4} and tiles[-1][1] == tiles[-1][2]
     # The stopped frame is the optimised top-scale image, not an enlarged coarse one.
     assert np.abs(last.image.astype(int) - seen[-2].image).mean() > 0.1
 
@@ -94,3 +97,17 @@ def test_the_top_scale_of_a_print_is_tiled_in_a_small_budget(small_prints, vgg_r
     budget = int(FIXED_BYTES + 250 * 2**20)
     assert isinstance(evaluator_for(objective, (320, 480), budget), TiledObjective)
     assert evaluator_for(objective, (80, 120), budget) is objective
+
+
+def test_the_api_accepts_print_jobs_within_its_work_limit():
+    """A print's plan counts its pixel-steps scale by scale: the default 60 steps at 4096 px
+    (mostly at 512-1024 px) plan less work than 60 steps at 2048 px, and fit the limit; an
+    instant job may ask for 8192 px."""
+    from stransfer.service.jobs import TooLarge
+    from tests.test_service import _checked
+
+    assert _checked({"size": 4096}).settings["size"] == 4096
+    assert _checked({"size": 8192, "steps": 60}).settings["size"] == 8192
+    assert _checked({"engine": "instant", "size": 8192}).settings["size"] == 8192
+    with pytest.raises(TooLarge, match="pixel-steps"):
+        _checked({"size": 8192, "steps": 2000})

@@ -496,6 +496,21 @@ class Progress:
             self._last = now
             self._print(line)
 
+    def tile(self, scale: int, number: int, count: int) -> None:
+        """A print's step in progress: tile ``number`` of ``count`` at ``scale`` done (on a
+        terminal each tile, else every ``interval`` seconds)."""
+        if self.quiet:
+            return
+        line = f"  scale {scale}: tile {number}/{count}"
+        if self.tty:
+            pad = " " * max(0, self._open - len(line))
+            self.stream.write(f"\r{line}{pad}")
+            self.stream.flush()
+            self._open = len(line)
+        elif self._last is None or self.clock() - self._last >= self.interval:
+            self._last = self.clock()
+            self._print(line)
+
     def info(self, text: str) -> None:
         """A message that ``--quiet`` silences."""
         if not self.quiet:
@@ -579,7 +594,14 @@ def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: floa
 
     writer = Writer(job, extractor.precision, started, progress)
     last: StepEvent | None = None
-    events = run_recipe(job.recipe, job.content, job.styles, extractor, max_memory=job.max_memory)
+    events = run_recipe(
+        job.recipe,
+        job.content,
+        job.styles,
+        extractor,
+        max_memory=job.max_memory,
+        on_tile=progress.tile,
+    )
     try:
         for event in events:
             last = event

@@ -50,6 +50,7 @@ def run_recipe(
     init_image: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_memory: str | int | None = None,
+    on_tile: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[StepEvent]:
     """Run ``recipe`` (see ``stransfer.core.recipe``), yielding a ``StepEvent`` after every step.
 
@@ -65,6 +66,8 @@ def run_recipe(
         should_stop: polled between steps; True ends the run with status ``stopped``.
         max_memory: the memory budget (``3GB``; None: ``core.tiles.memory_budget``'s default);
             a scale that does not fit it runs tile by tile (``engine.tiled``).
+        on_tile: called with (scale, tile, tiles) after each tile of a tiled scale (progress
+            within a print's long steps).
 
     The record of any event: ``stransfer.io.records.recipe_record(recipe, inputs, event,
     precision=extractor.precision)``. Raises SettingsError (``.field`` set) for a style count
@@ -90,6 +93,7 @@ def run_recipe(
         started=started,
         regions=recipe.regions,
         max_memory=max_memory,
+        on_tile=on_tile,
     )
 
 
@@ -105,6 +109,7 @@ def transfer(
     regions: Sequence[Region] = (),
     mask_mapping: str = DEFAULT_MAPPING,
     max_memory: str | int | None = None,
+    on_tile: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[StepEvent]:
     """Run style transfer, yielding a ``StepEvent`` after every step.
 
@@ -124,7 +129,7 @@ def transfer(
             that keeps the photo, or a pixel no mask covers, gets no style term. Empty: the
             blend everywhere.
         mask_mapping: how a mask reaches each style layer (``core.regions.MASK_MAPPINGS``).
-        max_memory: the memory budget (see ``run_recipe``).
+        max_memory, on_tile: see ``run_recipe``.
     """
     settings = settings.validated()
     if extractor.backbone.name != settings.model:
@@ -152,6 +157,9 @@ def transfer(
             "fit in this machine's memory; choose a smaller size for a run with regions",
             "size",
         )
+    for number, evaluator in enumerate(evaluators, 1):
+        if isinstance(evaluator, TiledObjective) and on_tile is not None:
+            evaluator.on_tile = functools.partial(on_tile, number)
     if init_image is None and settings.init == "instant" and settings.style_weight > 0:
         # Start from the feed-forward result: a painted image in about a second (run_recipe
         # passes one made at the run's strength; here it is made at full strength).

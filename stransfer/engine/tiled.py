@@ -22,7 +22,7 @@ the whole image in numpy (a few image-sized arrays).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -134,8 +134,8 @@ class TiledObjective:
         )
         #: Tiles evaluated (forward passes), for progress and tests.
         self.tiles_done = 0
-        #: Called with (tile index, tile count) after each tile (progress by tile).
-        self.on_tile = None
+        #: Called with (tile number, tile count) after each tile (progress by tile).
+        self.on_tile: Callable[[int, int], None] | None = None
 
     def tiles(self, shape: tuple[int, int]) -> list[Tile]:
         return tile_grid(shape, self.tile, self.geometry.halo, align=self.geometry.align)
