@@ -260,11 +260,11 @@ def instant_sidebar(top: Top) -> Request:
             help="The instant engine paints at this size with real detail (about 1 s at "
             "512 px, 8 s at 1600 px on 2 cores).",
         )
-        size = print_size("instant_print_size", size)
         strength = strength_slider(
             "instant_strength",
             "0% returns the photo; 100% is the network's full painting.",
         )
+        size = print_size("instant_print_size", size)  # below Strength, as in Optimise mode
         colour = default_select(
             "Keep the photo's colours",
             "preserve_color",
