@@ -488,3 +488,19 @@ def test_api_masks_with_a_builtin_style_are_refused(api):
     form = _form([_bottom()], ["photo"], styles=0, extra={"builtin": 7})
     answer = client.post("/jobs", **form)
     assert answer.status_code == 422 and answer.json()["field"] == "regions", answer.text
+
+
+@pytest.mark.parametrize("name", __import__("stransfer").BACKBONE_NAMES)
+def test_regions_run_on_every_backbone(name, content_img, style_img):
+    """Guided Grams need only each style layer's feature map: any backbone, any stride."""
+    from stransfer.engine.features import load_extractor
+
+    extractor = load_extractor(name, "float32", "random")
+    left = np.zeros((60, 90), np.float32)
+    left[:, :45] = 1.0
+    regions = [Region(left, (1.0,), "left"), Region(1.0 - left, (), "right")]
+    settings = TransferSettings(model=name, steps=3, size=80, scales=1, init="content")
+    events = list(transfer(content_img, style_img, settings, extractor, regions=regions))
+    assert [e.step for e in events] == [1, 2, 3]
+    assert np.isfinite(events[-1].losses["style"])
+    assert events[-1].losses["total"] < events[0].losses["total"]

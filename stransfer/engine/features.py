@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..core.regions import DEFAULT_MAPPING
 from ..core.settings import PRECISIONS
 from . import losses
 from .backbones import Backbone, get_backbone
@@ -418,7 +419,7 @@ class Objective:
         style_weights: np.ndarray,
         mix: np.ndarray,
         masks: np.ndarray,
-        mapping: str = "blur",
+        mapping: str = DEFAULT_MAPPING,
     ) -> tuple[dict[str, float], np.ndarray, bool]:
         """:meth:`value_and_grad` with one guided Gram per region (``style_targets`` from
         :meth:`region_style_grams`); ``masks`` is ``H x W x R`` at the image's size, 0..1.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ..core.regions import DEFAULT_MAPPING
+
 #: Keeps relative losses finite when a target is all zeros (dead ReLUs in random networks).
 EPS = 1e-8
 
@@ -68,7 +70,7 @@ def total_variation(image: tf.Tensor) -> tf.Tensor:
 # --- regions: guided Gram matrices (Gatys et al. 2017, "Controlling Perceptual Factors") -------
 
 
-def layer_masks(masks: tf.Tensor, features: tf.Tensor, mapping: str = "blur") -> tf.Tensor:
+def layer_masks(masks: tf.Tensor, features: tf.Tensor, mapping: str = DEFAULT_MAPPING) -> tf.Tensor:
     """Region masks ``[1, H, W, R]`` (image size, 0..1) carried down to a feature map's size.
 
     ``blur``: area-downsampled to the layer, then a 3x3 box blur (a layer's neuron sees a
