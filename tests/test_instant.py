@@ -195,8 +195,8 @@ def test_bad_arguments_are_refused_with_a_message(models, photo, art):
     vector = style_vector(art[0])
     with pytest.raises(ValueError, match="strength must be a number from 0 to 100"):
         stylise(photo, vector, strength=150)
-    with pytest.raises(ValueError, match="size must be a whole number from 32 to 2048"):
-        stylise(photo, vector, size=4000)
+    with pytest.raises(ValueError, match="size must be a whole number from 32 to 8192"):
+        stylise(photo, vector, size=9000)
     with pytest.raises(ValueError, match="too thin"):
         stylise(np.zeros((10, 400, 3), np.uint8), vector, size=400)
     with pytest.raises(ValueError, match="at least one style image a weight above 0"):
@@ -263,7 +263,7 @@ def test_cli_instant_writes_a_png_with_its_record_without_tensorflow(models, tmp
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--steps", "5"], "--steps does not apply with --instant"),
-    (["--size", "9000"], "--size must be a whole number from 32 to 2048"),
+    (["--size", "9000"], "--size must be a whole number from 32 to 8192"),
     (["--strength", "120"], "--strength must be a number from 0 to 100"),
     (["--style-weights", "1", "2"], "--style-weights has 2 weight(s) for 1 style image(s)"),
     (["--style-weights", "0"], "--style-weights are all 0"),
@@ -299,3 +299,59 @@ def test_cli_init_instant_starts_the_optimiser_from_the_instant_result(models, t
     save_image(start, tmp_path / "i.png")
     diff = np.abs(load_image(tmp_path / "opt.png").astype(float) - load_image(tmp_path / "i.png"))
     assert diff.mean() < 1.0
+
+
+@pytest.mark.parametrize("network", ["arbitrary_transform", "multistyle26"])
+def test_tiles_with_the_whole_images_statistics_equal_the_untiled_result(
+    models, photo, art, network
+):
+    """With the same normalisation statistics a tile's interior is the whole image's output: the
+    halo covers the receptive field. (Both graphs are int8-quantised: a rounding step may flip
+    in a handful of values between the two graphs, so the test allows 1 in 10,000.)"""
+    from stransfer.instant import engine, tiled
+
+    x = resize_to(photo, 200, 264).astype(np.float32) / 255.0
+    if network == "arbitrary_transform":
+        vector = style_vector(art[0]).reshape(1, 1, 1, -1)
+        names = [i.name for i in engine.session(network).get_inputs()]
+
+        def feed(w):
+            return {names[0]: np.ascontiguousarray(w[None]), names[1]: vector}
+
+        def read(out):
+            return out[0]
+    else:
+        weights = BuiltinStyle.of(7).weights
+
+        def feed(w):
+            return {
+                "image": np.ascontiguousarray(w.transpose(2, 0, 1)[None]),
+                "style_weights": weights,
+            }
+
+        def read(out):
+            return out[0].transpose(1, 2, 0)
+
+    whole = read(engine.session(network).run(None, feed(x))[0])
+    statistics = tiled.thumbnail_statistics(network, x, feed, side=264)  # the image itself
+    parts = tiled.run_tiled(network, x, feed, read, 48, statistics=statistics)  # 30 tiles
+    assert len(tiled.tile_grid((200, 264), 48, tiled.HALO, align=tiled.ALIGN)) == 30
+    assert parts.shape == whole.shape
+    assert (np.abs(parts - whole) > 1 / 255).mean() < 1e-4
+
+
+def test_a_print_beyond_the_budget_is_tiled_without_seams(models, photo, art):
+    """``max_memory`` small enough to tile a 512 px result: the tiles share the (thumbnail's)
+    statistics, so the result matches the untiled one and no tile border shows."""
+    from stransfer.core.tiles import MemoryBudgetError
+    from stransfer.instant import tiled
+
+    vector = style_vector(art[0])
+    assert tiled.needs_tiles((384, 512), "256MB") is not None
+    assert tiled.needs_tiles((384, 512), "4GB") is None
+    whole = stylise(photo, vector, size=512).astype(float)
+    parts = stylise(photo, vector, size=512, max_memory="256MB").astype(float)
+    assert parts.shape == whole.shape
+    assert np.abs(parts - whole).mean() < 0.5
+    with pytest.raises(MemoryBudgetError, match="more than the memory budget"):
+        stylise(photo, vector, size=8192, max_memory="256MB")

@@ -78,7 +78,7 @@ def test_one_style_weight_check_with_equal_weights_by_default():
 
 def test_field_metadata_is_what_validation_enforces():
     info = field_info("size")
-    assert (info.kind, info.low, info.high) == (int, 16, 4096)
+    assert (info.kind, info.low, info.high) == (int, 16, 8192)
     assert field_info("preserve_color").choices == ("none", "luminance", "histogram")
     with pytest.raises(SettingsError):
         TransferSettings(size=int(info.high) + 1).validated()

@@ -75,7 +75,7 @@ def test_bad_settings_are_refused(settings, error):
         ({"style_layers": {"no_such_layer": 1.0}}, "style_layers"),
         ({"engine": "magic"}, "engine"),
         ({"builtin": 7}, "builtin"),  # built-ins need engine instant
-        ({"engine": "instant", "size": 4000}, "size"),  # beyond the instant engine's 2048
+        ({"engine": "instant", "size": 9000}, "size"),  # beyond the instant engine's 8192
         ({"engine": "instant", "builtin": 26}, "builtin"),
         ({"steps": 10_000, "size": 1024}, "steps"),
     ],

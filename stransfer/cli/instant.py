@@ -39,7 +39,7 @@ from .common import (
 from .regions import load_regions, region_styles
 
 #: The options that apply with --instant (besides CONTENT, STYLE, -o, -q); others are refused.
-INSTANT_OPTIONS = ("--size", "--strength", "--style-weights", "--preserve-color")
+INSTANT_OPTIONS = ("--size", "--strength", "--style-weights", "--preserve-color", "--max-memory")
 #: What --strength means to the instant engine (Magenta's identity interpolation).
 STRENGTH_HELP = (
     "0 to 100: how far the style vector moves from the content's own style (0 is about the "
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             images = [image for image, _ in styles]
             result = instant_regions(content, images, regions, **options)
         else:
-            result = instant(content, styles, **options)
+            result = instant(content, styles, **options, max_memory=args.max_memory)
     except (UsageError, ImageError, SettingsError, WeightsError) as err:
         return error(err)
     except KeyboardInterrupt:

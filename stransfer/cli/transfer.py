@@ -25,11 +25,13 @@ from ..core.events import StepEvent, format_duration
 from ..core.models import MODEL_NAMES, ModelError, get_model
 from ..core.recipe import DEFAULT_STRENGTH, Recipe, make_recipe
 from ..core.settings import SETTING_NAMES, SettingsError, TransferSettings, field_info
+from ..core.tiles import parse_memory
 from ..instant import MAX_SIDE, MIN_SIDE
 from ..io.animation import FrameRecorder, write_animation
 from ..io.images import ImageError, load_image, save_image
 from ..io.records import RECORD_KEY, RunInputs, RunRecord, png_metadata, recipe_record
 from ..weights import INSTALL_CMD, WeightsError
+from . import SUBCOMMANDS
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -58,6 +60,15 @@ if TYPE_CHECKING:
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 
 # --------------------------------------------------------------------------- parsing
+
+
+def _memory_amount(text: str) -> str:
+    """``--max-memory``: an amount such as 3GB (checked here, passed on as written)."""
+    try:
+        parse_memory(text)
+    except SettingsError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("max_memory ")) from None
+    return text
 
 
 def _model_name(text: str) -> str:
@@ -96,7 +107,14 @@ colours of the STYLE image(s) and write the result to OUT. The output's pixels
 are optimised so that a pretrained network (--model) sees the layout of CONTENT
 and the style statistics of STYLE; several STYLE images are blended (see
 --style-weights). Progress is shown on stderr. With --instant, a feed-forward
-network paints CONTENT in about a second instead (no optimisation)."""
+network paints CONTENT in about a second instead (no optimisation).
+
+commands (each has its own --help):
+""" + "\n".join(f"  {name:<9} {line}" for name, line in SUBCOMMANDS.items())
+
+_USAGE = f"""\
+{PROG} CONTENT STYLE [STYLE ...] -o OUT [options]
+       {PROG} {{{",".join(SUBCOMMANDS)}}} ..."""
 
 _EPILOG = f"""\
 examples:
@@ -207,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TransferSettings()
     parser = Parser(
         prog=PROG,
+        usage=_USAGE,
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -252,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"{MIN_SIDE} to {MAX_SIDE} (default: off)",
     )
     add_region_option(parser)
+    parser.add_argument(
+        "--max-memory",
+        metavar="AMOUNT",
+        type=_memory_amount,
+        default=None,
+        help="memory the run may use, e.g. 3GB; a size that does not fit runs tile by tile "
+        "(prints up to 8192 px), or is refused before it starts (default: 3/4 of the memory "
+        "available now, or STRANSFER_MAX_MEMORY)",
+    )
     out = parser.add_argument_group("output")
     out.add_argument(
         "--save-every",
@@ -304,6 +332,8 @@ class Job:
     notices: tuple[str, ...]
     #: Record ``extra`` only the CLI knows: the weights file (None: ImageNet, once resolved).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``--max-memory`` as given (None: the default budget, ``core.tiles.memory_budget``).
+    max_memory: str | None = None
 
 
 def _layers(specs: Sequence[tuple[str, float]] | None, option: str) -> dict[str, float] | None:
@@ -392,6 +422,7 @@ def prepare(args: argparse.Namespace) -> Job:
         animation,
         recipe.plan(content.shape[:2]).notices,
         {"weights": args.weights},
+        args.max_memory,
     )
 
 
@@ -463,6 +494,21 @@ class Progress:
         now = self.clock()
         if self._last is None or now - self._last >= self.interval or event.status != "running":
             self._last = now
+            self._print(line)
+
+    def tile(self, scale: int, number: int, count: int) -> None:
+        """A print's step in progress: tile ``number`` of ``count`` at ``scale`` done (on a
+        terminal each tile, else every ``interval`` seconds)."""
+        if self.quiet:
+            return
+        line = f"  scale {scale}: tile {number}/{count}"
+        if self.tty:
+            pad = " " * max(0, self._open - len(line))
+            self.stream.write(f"\r{line}{pad}")
+            self.stream.flush()
+            self._open = len(line)
+        elif self._last is None or self.clock() - self._last >= self.interval:
+            self._last = self.clock()
             self._print(line)
 
     def info(self, text: str) -> None:
@@ -548,7 +594,14 @@ def run(job: Job, extractor: FeatureExtractor, progress: Progress, started: floa
 
     writer = Writer(job, extractor.precision, started, progress)
     last: StepEvent | None = None
-    events = run_recipe(job.recipe, job.content, job.styles, extractor)
+    events = run_recipe(
+        job.recipe,
+        job.content,
+        job.styles,
+        extractor,
+        max_memory=job.max_memory,
+        on_tile=progress.tile,
+    )
     try:
         for event in events:
             last = event

@@ -11,6 +11,11 @@ from .settings import SettingsError, TransferSettings
 MIN_COARSE_SIDE = 64
 #: Share of the steps spent at each scale, coarse to fine (coarse steps are 4x cheaper).
 SCALE_SHARES = {1: (1.0,), 2: (0.5, 0.5), 3: (0.34, 0.33, 0.33), 4: (0.25, 0.25, 0.25, 0.25)}
+#: A long side above this is a print: it follows the print schedule (:func:`print_shapes`).
+PRINT_FROM = 2048
+#: The print schedule's first scale: the print size halved until its long side is at most
+#: 1.5x this (512 to 768 px: what the default run and the instant engine handle well).
+PRINT_START = 512
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,8 @@ class RunPlan:
     shapes: tuple[tuple[int, int], ...]
     steps: tuple[int, ...]
     notices: tuple[str, ...] = field(default=())
+    #: Planned by the print schedule (coarse to fine from about 512 px, most steps coarse).
+    is_print: bool = False
 
     @property
     def output_shape(self) -> tuple[int, int]:
@@ -55,6 +62,8 @@ def plan_run(content_shape: tuple[int, int], settings: TransferSettings, min_sid
             f"was enlarged to {final[1]}x{final[0]}"
         )
 
+    if max(final) > PRINT_FROM:
+        return _print_plan(final, settings.steps, min_side, tuple(notices))
     shapes = [final]
     scales = scales_for(settings)
     for _ in range(scales - 1):
@@ -73,6 +82,34 @@ def plan_run(content_shape: tuple[int, int], settings: TransferSettings, min_sid
     if settings.steps < len(shapes):  # too few steps to spread: all at full size
         shapes, steps = [final], [settings.steps]
     return RunPlan(tuple(shapes), tuple(steps), tuple(notices))
+
+
+def print_shapes(final: tuple[int, int], min_side: int = 1) -> list[tuple[int, int]]:
+    """The print schedule's shapes, coarse to fine: ``final`` halved (about 2x a scale) until
+    its long side is at most ``1.5 * PRINT_START``."""
+    shapes = [final]
+    while max(shapes[0]) > 1.5 * PRINT_START:
+        h, w = shapes[0]
+        smaller = (round(h / 2), round(w / 2))
+        if min(smaller) < min_side:
+            break
+        shapes.insert(0, smaller)
+    return shapes
+
+
+def _print_plan(
+    final: tuple[int, int], steps: int, min_side: int, notices: tuple[str, ...]
+) -> RunPlan:
+    """A print: every scale gets half the steps of the next coarser one (the field's habit,
+    e.g. 500/200/100/50 as the size doubles), at least one, the coarsest the rest. A step at
+    twice the size costs four times as much, so the top scale only refines what the coarse
+    ones painted. The start (``init``, the instant painting by default) is made at the first
+    scale. Fewer steps than scales: the coarse scales are dropped first."""
+    shapes = print_shapes(final, min_side)[-steps:]
+    weights = [2.0 ** (len(shapes) - 1 - i) for i in range(len(shapes))]
+    counts = [max(1, math.floor(steps * w / sum(weights))) for w in weights]
+    counts[0] = max(1, steps - sum(counts[1:]))
+    return RunPlan(tuple(shapes), tuple(counts), notices, is_print=True)
 
 
 def scales_for(settings: TransferSettings) -> int:

@@ -134,9 +134,9 @@ def make_recipe(
     unknown = sorted(set(values) - set(SETTING_NAMES), key=str)
     if unknown:
         raise SettingsError(
-            f"{unknown[0]!r} is not a setting; known settings: strength, "
+            f"{unknown[0]!r:.60} is not a setting; known settings: strength, "
             + ", ".join(SETTING_NAMES),
-            str(unknown[0]),
+            str(unknown[0])[:60],
         )
     STRENGTH_INFO.check("strength", strength)
     full = TransferSettings(**values).validated()

@@ -215,6 +215,8 @@ class Objective:
         self._preprocess = extractor.backbone.preprocess_input
         #: How often the step function was traced (tests assert it stays at one).
         self.traces = 0
+        #: The same for the guided (regions) step function, one per mask mapping.
+        self.guided_traces = 0
         # Height and width are left open so that every scale and size shares one trace; the
         # layer counts are fixed for an objective, so the signature is too.
         image = tf.TensorSpec([1, None, None, 3], tf.float32)

@@ -12,6 +12,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from ..core.plan import RunPlan, fit_shape, plan_run
 from ..core.recipe import Recipe, check_style_weights
 from ..core.regions import DEFAULT_MAPPING, Region, check_regions, stack_masks, styled
 from ..core.settings import SettingsError, TransferSettings
+from ..core.tiles import memory_budget
 from ..instant import instant_init
 from ..instant.engine import instant_regions_init
 from ..instant.models import InstantModelError
@@ -28,6 +30,7 @@ from ..io.images import resize_to, to_uint8
 from .backbones import Backbone
 from .features import FeatureExtractor, Objective
 from .optimizers import LBFGS, Adam, Optimizer
+from .tiled import TiledObjective, evaluator_for
 
 __all__ = ["RunPlan", "StepEvent", "format_duration", "plan_run", "run_recipe", "transfer"]
 
@@ -46,6 +49,8 @@ def run_recipe(
     *,
     init_image: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_memory: str | int | None = None,
+    on_tile: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[StepEvent]:
     """Run ``recipe`` (see ``stransfer.core.recipe``), yielding a ``StepEvent`` after every step.
 
@@ -59,6 +64,10 @@ def run_recipe(
         init_image: start from this image (a previous result, to continue a run); with it,
             run at one scale (``replace(recipe.settings, scales=1)``) so it is not blurred.
         should_stop: polled between steps; True ends the run with status ``stopped``.
+        max_memory: the memory budget (``3GB``; None: ``core.tiles.memory_budget``'s default);
+            a scale that does not fit it runs tile by tile (``engine.tiled``).
+        on_tile: called with (scale, tile, tiles) after each tile of a tiled scale (progress
+            within a print's long steps).
 
     The record of any event: ``stransfer.io.records.recipe_record(recipe, inputs, event,
     precision=extractor.precision)``. Raises SettingsError (``.field`` set) for a style count
@@ -66,11 +75,13 @@ def run_recipe(
     """
     check_style_weights(recipe.style_weights, len(styles))
     pairs = list(zip(styles, recipe.style_weights, strict=True))
+    started = time.perf_counter()  # the time budget counts the instant start too
     if init_image is None and recipe.settings.init == "instant" and recipe.strength > 0:
         # The optimiser starts from the feed-forward result (a painted image in about a second).
         # At strength 0 there is nothing to paint: the run starts from the content exactly.
+        start = _start_settings(recipe.settings, content.shape[:2], extractor.backbone)
         init_image = instant_start(
-            content, pairs, recipe.settings, strength=recipe.strength, regions=recipe.regions
+            content, pairs, start, strength=recipe.strength, regions=recipe.regions
         )
     return transfer(
         content,
@@ -79,7 +90,10 @@ def run_recipe(
         extractor,
         init_image=init_image,
         should_stop=should_stop,
+        started=started,
         regions=recipe.regions,
+        max_memory=max_memory,
+        on_tile=on_tile,
     )
 
 
@@ -91,8 +105,11 @@ def transfer(
     *,
     init_image: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
+    started: float | None = None,
     regions: Sequence[Region] = (),
     mask_mapping: str = DEFAULT_MAPPING,
+    max_memory: str | int | None = None,
+    on_tile: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[StepEvent]:
     """Run style transfer, yielding a ``StepEvent`` after every step.
 
@@ -105,11 +122,14 @@ def transfer(
         init_image: start from this image instead of ``settings.init`` (to continue a run).
         should_stop: polled between steps; when it returns True the run ends (status
             ``stopped``) after yielding the current image.
+        started: the ``time.perf_counter()`` at which the run began (default: now); the time
+            budget and ``elapsed`` count from it, so work done before (an instant start) counts.
         regions: where each style goes (``stransfer.core.regions``): one guided Gram per
             styled region at every style layer, weights over the ``style`` images; a region
             that keeps the photo, or a pixel no mask covers, gets no style term. Empty: the
             blend everywhere.
         mask_mapping: how a mask reaches each style layer (``core.regions.MASK_MAPPINGS``).
+        max_memory, on_tile: see ``run_recipe``.
     """
     settings = settings.validated()
     if extractor.backbone.name != settings.model:
@@ -122,13 +142,31 @@ def transfer(
     painted = styled(check_regions(regions, len(styles)))
 
     plan = plan_run(content.shape[:2], settings, extractor.backbone.min_side)
+    assert settings.content_layers is not None and settings.style_layers is not None
+    objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
+    # Every scale's fit is checked before anything runs: a print that cannot fit says so now.
+    budget = memory_budget(max_memory)
+    evaluators = [  # the largest first: if anything does not fit, it is the print size
+        evaluator_for(objective, shape, budget, optimiser_pairs=_optimiser_pairs(settings, n))
+        for shape, n in reversed(list(zip(plan.shapes, plan.steps, strict=True)))
+    ][::-1]
+    if painted and any(ev is not objective for ev in evaluators):
+        # Guided Grams are not tiled yet: a region run must fit in memory whole.
+        raise SettingsError(
+            f"regions run on the whole image at once, and {settings.size} px needs tiling to "
+            "fit in this machine's memory; choose a smaller size for a run with regions",
+            "size",
+        )
+    for number, evaluator in enumerate(evaluators, 1):
+        if isinstance(evaluator, TiledObjective) and on_tile is not None:
+            evaluator.on_tile = functools.partial(on_tile, number)
     if init_image is None and settings.init == "instant" and settings.style_weight > 0:
         # Start from the feed-forward result: a painted image in about a second (run_recipe
         # passes one made at the run's strength; here it is made at full strength).
-        init_image = instant_start(content, styles, settings, regions=regions)
+        init_image = instant_start(
+            content, styles, _start_settings(settings, plan), regions=regions
+        )
     content, styles, present = _color_mode(settings.preserve_color, content, styles)
-    assert settings.content_layers is not None and settings.style_layers is not None
-    objective = extractor.objective(tuple(settings.content_layers), tuple(settings.style_layers))
     content_weights = np.array(list(settings.content_layers.values()), np.float32)
     style_weights = np.array(list(settings.style_layers.values()), np.float32)
     with np.errstate(over="ignore"):  # weights beyond float32 become inf: caught as divergence
@@ -139,20 +177,22 @@ def transfer(
     output_shape = plan.output_shape
     total_steps = sum(plan.steps)
 
-    start = time.perf_counter()
+    start = time.perf_counter() if started is None else started
     step = 0
     image: np.ndarray | None = None
     coarse_content = content
     # Started from the content, each finer scale gets back the detail the coarser one lacked.
-    keep_detail = settings.init in ("content", "instant") and init_image is None
+    # A print's instant start is painted at its first scale: it gets the detail back too.
+    keep_detail = settings.init in ("content", "instant") and (init_image is None or plan.is_print)
     for scale_index, (shape, scale_steps) in enumerate(zip(plan.shapes, plan.steps, strict=True)):
         scale_start = time.perf_counter()
         content_at = resize_to(content, *shape).astype(np.float32)
         long_side = max(shape)
-        targets_c = objective.content_targets(content_at)
+        evaluator = evaluators[scale_index]
+        targets_c = evaluator.content_targets(content_at)
         targets_s = (
             _style_targets(
-                objective, styles, long_side, settings.style_scale, extractor.backbone, painted
+                evaluator, styles, long_side, settings.style_scale, extractor.backbone, painted
             )
             if objective.style_layers
             else ()
@@ -168,17 +208,18 @@ def transfer(
         best_image, best_total, first_total = image, math.inf, None
 
         def evaluate(
-            x: np.ndarray, tc=targets_c, ts=targets_s, masks=masks_at
+            x: np.ndarray, tc=targets_c, ts=targets_s, masks=masks_at, ev=evaluator
         ) -> tuple[dict[str, float], np.ndarray, bool]:
             if masks is not None:
                 return objective.guided_value_and_grad(
                     x, tc, ts, content_weights, style_weights, mix, masks, mask_mapping
                 )
-            return objective.value_and_grad(x, tc, ts, content_weights, style_weights, mix)
+            return ev.value_and_grad(x, tc, ts, content_weights, style_weights, mix)
 
         optimizer = _make_optimizer(settings)
         last_scale = scale_index == len(plan.shapes) - 1
         for done_here in range(1, scale_steps + 1):
+            step_began = time.perf_counter()
             result = optimizer.step(image, evaluate)
             image, step_losses = result.image, result.losses
             step += 1
@@ -216,7 +257,12 @@ def transfer(
             status, message = "running", ""
             if last_scale and done_here == scale_steps:
                 status = "done"
-            elif settings.max_seconds is not None and now - start >= settings.max_seconds:
+            elif settings.max_seconds is not None and (
+                # A scale's first step also pays for its targets (and a process's first, the
+                # trace): from the second on, the last step foretells the next one.
+                now - start + (now - step_began if done_here > 1 else 0.0) > settings.max_seconds
+            ):
+                # Another step like this one would end past the budget: stop within it.
                 status, message = "time budget", f"stopped at the {settings.max_seconds:g} s budget"
             elif should_stop is not None and should_stop():
                 status, message = "stopped", f"stopped at step {step} of {total_steps}"
@@ -253,6 +299,17 @@ def instant_start(
             f"{err} (the optimiser starts from the instant result by default; "
             "init content starts from the photo without it)"
         ) from None
+
+
+def _start_settings(
+    settings: TransferSettings, plan: RunPlan | tuple[int, int], backbone: Backbone | None = None
+) -> TransferSettings:
+    """The settings the instant start is painted with: a print's at its first scale (the size
+    the network handles well; the schedule's finer scales take it to the print size)."""
+    if not isinstance(plan, RunPlan):
+        assert backbone is not None
+        plan = plan_run(plan, settings, backbone.min_side)
+    return replace(settings, size=max(plan.shapes[0])) if plan.is_print else settings
 
 
 def _color_mode(
@@ -297,7 +354,7 @@ def _divergence(finite: bool, total: float, first_total: float) -> str:
 
 
 def _style_targets(
-    objective: Objective,
+    objective: Objective | TiledObjective,
     styles: Sequence[tuple[np.ndarray, float]],
     long_side: int,
     style_scale: float,
@@ -361,6 +418,12 @@ def _add_detail(
     """
     detail = content_at - _enlarge(coarse_content, content_at.shape[:2])
     return np.clip(image + detail, 0.0, 255.0).astype(np.float32)
+
+
+def _optimiser_pairs(settings: TransferSettings, steps: int) -> int:
+    """Image-sized array pairs the optimiser holds at a scale of ``steps`` steps: Adam's
+    moments, or the L-BFGS pairs it can gather (one per step after the first)."""
+    return 1 if settings.optimizer == "adam" else min(LBFGS().history, max(0, steps - 1))
 
 
 def _make_optimizer(settings: TransferSettings) -> Optimizer:

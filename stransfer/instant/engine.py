@@ -29,13 +29,14 @@ from ..core.settings import COLOR_MODES, SettingsError, TransferSettings
 from ..io import color
 from ..io.images import ImageError, fit_long_side, image_sha256, resize_to, to_uint8
 from ..io.records import RunRecord
+from . import tiled
 from .models import session
 
 STYLE_SIDE = 256  # the predictor's fixed input
 STRIDE = 4  # two stride-2 convolutions: sides must be multiples of 4 to come back unchanged
 VECTOR_SIZE = 100
 MIN_SIDE = 32  # the 9x9 reflect-padded convolutions need room; the wheel refuses below 32 too
-MAX_SIDE = 2048  # long side; ~3 GiB of activations at 2048x1536 on the CPU
+MAX_SIDE = 8192  # long side; above what fits the memory budget it runs in tiles (instant.tiled)
 NUM_BUILTIN = 26
 BUILTIN_PREFIX = "builtin:"
 # Below this strength (as a fraction) a vector style's result also fades into the photo: with the
@@ -192,19 +193,37 @@ def _pad_to_stride(x: np.ndarray) -> tuple[np.ndarray, int, int]:
     return x, height, width
 
 
-def _transform(content: np.ndarray, vector: np.ndarray) -> np.ndarray:
+def _transform(content: np.ndarray, vector: np.ndarray, tile: int | None = None) -> np.ndarray:
     transformer = session("arbitrary_transform")
     x, height, width = _pad_to_stride(content.astype(np.float32) / 255.0)
     names = [i.name for i in transformer.get_inputs()]
-    feed = {names[0]: x[None], names[1]: vector.reshape(1, 1, 1, VECTOR_SIZE).astype(np.float32)}
-    return transformer.run(None, feed)[0][0, :height, :width]
+    style = vector.reshape(1, 1, 1, VECTOR_SIZE).astype(np.float32)
+
+    def feed(window: np.ndarray) -> dict[str, np.ndarray]:
+        return {names[0]: np.ascontiguousarray(window[None]), names[1]: style}
+
+    if tile is not None:  # a print: tile by tile, normalised by the thumbnail's statistics
+        out = tiled.run_tiled("arbitrary_transform", x, feed, lambda o: o[0], tile)
+        return out[:height, :width]
+    return transformer.run(None, feed(x))[0][0, :height, :width]
 
 
-def _builtin(content: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _builtin(content: np.ndarray, weights: np.ndarray, tile: int | None = None) -> np.ndarray:
     network = session("multistyle26")
     x, height, width = _pad_to_stride(content.astype(np.float32) / 255.0)
-    feed = {"image": np.ascontiguousarray(x.transpose(2, 0, 1)[None]), "style_weights": weights}
-    return network.run(None, feed)[0][0].transpose(1, 2, 0)[:height, :width]
+
+    def feed(window: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "image": np.ascontiguousarray(window.transpose(2, 0, 1)[None]),
+            "style_weights": weights,
+        }
+
+    def read(output: np.ndarray) -> np.ndarray:
+        return output[0].transpose(1, 2, 0)
+
+    if tile is not None:
+        return tiled.run_tiled("multistyle26", x, feed, read, tile)[:height, :width]
+    return read(network.run(None, feed(x))[0])[:height, :width]
 
 
 def stylise(
@@ -215,6 +234,7 @@ def stylise(
     strength: float = 100.0,
     preserve_color: str = "none",
     own_vector: np.ndarray | None = None,
+    max_memory: str | int | None = None,
 ) -> np.ndarray:
     """Paint ``content`` (uint8 RGB, any size and aspect ratio) with ``style``; return uint8 RGB.
 
@@ -229,6 +249,9 @@ def stylise(
             colours); ``histogram`` (the result recoloured to the content's colour mean and
             covariance).
         own_vector: the content's own vector, if already known (a video computes it once).
+        max_memory: the memory budget (``3GB``; None: ``core.tiles.memory_budget``'s default).
+            A size that does not fit runs tile by tile (``instant.tiled``), or is refused in
+            one sentence (``MemoryBudgetError``) before anything runs.
     """
     mix = _check_strength(strength)
     if preserve_color not in COLOR_MODES:
@@ -238,9 +261,10 @@ def stylise(
         )
     content = _check_rgb(content, "content image")
     shape = working_shape(content.shape[:2], size)
+    tile = tiled.needs_tiles(shape, max_memory)
     photo = resize_to(content, *shape)
     if isinstance(style, BuiltinStyle):
-        out = _builtin(photo, style.weights)
+        out = _builtin(photo, style.weights, tile)
         if mix < 1.0:
             out = mix * out + (1.0 - mix) * (photo.astype(np.float32) / 255.0)
     else:
@@ -252,7 +276,7 @@ def stylise(
         if mix < 1.0:
             own = content_vector(content) if own_vector is None else own_vector
             vector = mix * vector + (1.0 - mix) * np.asarray(own, np.float32).reshape(-1)
-        out = _transform(photo, vector)
+        out = _transform(photo, vector, tile)
         fade = min(1.0, mix / FADE_BELOW)
         if fade < 1.0:  # the photo's own vector still repaints it: fade into the photo itself
             out = fade * out + (1.0 - fade) * (photo.astype(np.float32) / 255.0)
@@ -271,10 +295,19 @@ def instant(
     size: int | None = 512,
     strength: float = 100.0,
     preserve_color: str = "none",
+    max_memory: str | int | None = None,
 ) -> np.ndarray:
-    """One call for a front end: style image(s) with weights, or built-ins -> uint8 RGB result."""
+    """One call for a front end: style image(s) with weights, or built-ins -> uint8 RGB result
+    (``max_memory``: see :func:`stylise`)."""
     style = styles if isinstance(styles, BuiltinStyle) else style_vector(styles)
-    return stylise(content, style, size=size, strength=strength, preserve_color=preserve_color)
+    return stylise(
+        content,
+        style,
+        size=size,
+        strength=strength,
+        preserve_color=preserve_color,
+        max_memory=max_memory,
+    )
 
 
 def instant_init(

@@ -174,17 +174,18 @@ def _dynamic_spatial(data: bytes) -> bytes:
     return model.SerializeToString()
 
 
-def session(name: str) -> Any:
+def session(name: str, variant: str = "") -> Any:
     """The process-wide onnxruntime session for model ``name`` (created once, thread-safe).
 
     onnxruntime's ``run`` may be called from several threads at once. The model file is
     hash-checked first; a session is rebuilt if the file changed since it was made.
+    ``variant`` ``stats`` or ``tiled``: the graph rewritten for print sizes (``instant.tiled``).
     """
     path = verify(name)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     with _session_lock:
-        cached = _sessions.get(name)
+        cached = _sessions.get(f"{name}:{variant}")
         if cached is not None and cached[0] == key:
             return cached[1]
         import onnxruntime as ort
@@ -194,9 +195,17 @@ def session(name: str) -> Any:
             raise InstantModelError(f"{path} changed while loading; run `{INSTALL_CMD} --force`")
         if name == "arbitrary_transform":
             data = _dynamic_spatial(data)
+        if variant:
+            from .tiled import rewrite
+
+            data = rewrite(data, variant)
         options = ort.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         options.log_severity_level = 3
+        if variant == "tiled":
+            # Tiles come in a few shapes; onnxruntime's arena would keep the largest of each
+            # layer's buffers for every shape (measured: twice the memory at 8192 px).
+            options.enable_cpu_mem_arena = False
         try:
             made = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -204,5 +213,5 @@ def session(name: str) -> Any:
                 f"onnxruntime cannot load {path.name} ({str(err).splitlines()[0][:80]}); "
                 f"run `{INSTALL_CMD} --force`"
             ) from None
-        _sessions[name] = (key, made)
+        _sessions[f"{name}:{variant}"] = (key, made)
         return made

@@ -152,6 +152,10 @@ class RunRecord:
                 f"the run record is not valid JSON ({exc.msg} at line {exc.lineno}, "
                 f"column {exc.colno}); {_FIX}"
             ) from None
+        except RecursionError:  # the decoder recurses once per level: a nesting bomb
+            raise RecordError(f"the run record nests too deeply to be one; {_FIX}") from None
+        except ValueError:  # Python's guard on integers of thousands of digits
+            raise RecordError(f"the run record holds a number too long to read; {_FIX}") from None
         if not isinstance(data, dict):
             raise RecordError(f"the run record must be a JSON object; {_FIX}")
         settings = data.get("settings")

@@ -19,7 +19,7 @@ from .sidebar import (
     BUDGET_MIN,
     LAYER_WEIGHT_MAX,
     LAYERS_VERSION_KEY,
-    MAX_SCALES,
+    SCALES_RANGE,
     SEED_MAX,
     SIZE_RANGE,
     STYLE_SCALE_RANGE,
@@ -71,6 +71,25 @@ def restore_settings() -> None:
     st.session_state[LOAD_NOTE_KEY] = ("success", " ".join([f"Loaded {upload.name}.", *notes]))
 
 
+def restore_job(png: bytes) -> bool:
+    """Put the settings of a result (a re-attached job's PNG) into the widgets; call before
+    they are drawn. True when every setting could be restored (an optimiser run whose
+    pictures are in data/); False leaves the widgets (an instant run, a partial fit)."""
+    try:
+        record = load_record(png)
+        if record.extra.get("engine") == "instant":
+            return False
+        values, notes = widget_values(record)
+    except LOAD_ERRORS:
+        return False
+    if record.extra.get("continued_from_step"):
+        values.pop("scales")  # Continue runs at one scale whatever the slider says
+    st.session_state.update(values)
+    st.session_state["engine"] = "optimise"
+    st.session_state[LAYERS_VERSION_KEY] = st.session_state.get(LAYERS_VERSION_KEY, 0) + 1
+    return not notes
+
+
 def widget_values(record: RunRecord) -> tuple[dict[str, Any], list[str]]:
     """Session-state key -> value for a run record, and notes on what could not be restored.
 
@@ -92,7 +111,7 @@ def widget_values(record: RunRecord) -> tuple[dict[str, Any], list[str]]:
         "optimizer": settings.optimizer,
         "learning_rate": float(fit("learning rate", settings.learning_rate, 0.01, 255.0, notes)),
         "precision": settings.precision,
-        "scales": fit("scales", settings.scales, 1, MAX_SCALES, notes),
+        "scales": fit("scales", settings.scales, *SCALES_RANGE, notes),
         "style_scale": float(fit("style scale", settings.style_scale, *STYLE_SCALE_RANGE, notes)),
         "init": settings.init,
         "seed": fit("seed", settings.seed, 0, SEED_MAX, notes),

@@ -29,6 +29,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.regions import MAX_REGIONS
@@ -187,7 +188,11 @@ def create_app(
     """The API over ``service``. ``token`` defaults to ``$STRANSFER_API_TOKEN`` (None: open)."""
     limits = limits or getattr(service, "limits", None) or Limits.from_env()
     token = token if token is not None else (os.environ.get("STRANSFER_API_TOKEN") or None)
-    app = FastAPI(
+    # FastAPIOffline is FastAPI with /docs (Swagger UI) served from the files in the
+    # fastapi-offline package instead of a CDN, so the docs work on a machine offline. No
+    # /redoc: its page still fetches a logo from its maker's CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="Stransfer",
         summary="Neural style transfer jobs: submit, follow live, fetch the result.",
         version="1",
@@ -211,6 +216,14 @@ def create_app(
             message = f"{request.method} is not allowed on {request.url.path}; see /docs"
         elif err.status_code == 400 and "parsing the body" in message:
             message = "the body is not valid multipart/form-data; send content and style files"
+        elif err.status_code == 400 and message.startswith("Part exceeded maximum size"):
+            # Starlette's cap on a form field that is not a file (the settings JSON).
+            size = message.removeprefix("Part exceeded maximum size of").strip(" .")
+            message = (
+                f"a form field is over {size}; settings fit in a few hundred bytes, and "
+                "images go in the file fields 'content' and 'style'"
+            )
+            return _error(413, message)
         return _error(err.status_code, message, getattr(err, "headers", None))
 
     @app.exception_handler(Exception)

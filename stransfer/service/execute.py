@@ -17,12 +17,15 @@ from typing import Any, Protocol
 
 from ..core.recipe import Recipe, make_recipe, recipe_values
 from ..io.animation import DEFAULT_MAX_BYTES, FrameRecorder, encode_animation
-from ..io.images import encode_png, load_image
+from ..io.images import encode_png, fit_long_side, load_image
 from ..io.masks import region_records, regions_from_records
 from ..io.records import RunInputs, png_metadata, recipe_record
 
 #: Seconds between checkpoints of a running job (``STRANSFER_CHECKPOINT_SECONDS``).
 CHECKPOINT_SECONDS = 5.0
+#: Longest side of a preview frame: a print's frames are shrunk to it (its checkpoints and
+#: result stay full size).
+SCREEN_SIDE = 1024
 #: Least seconds between two preview frames.
 FRAME_SECONDS = 0.5
 #: Frames and long side of the run's animation (``animation.gif`` beside the result): small,
@@ -106,6 +109,13 @@ def execute(
         if type(err).__name__ == "ResourceExhaustedError":
             message = "out of memory; submit again with a smaller size"
         return Outcome("failed", message[:500])
+
+
+def on_screen(image: Any) -> Any:
+    """``image`` shrunk to :data:`SCREEN_SIDE` on its long side if larger (a preview frame)."""
+    if max(image.shape[:2]) <= SCREEN_SIDE:
+        return image
+    return fit_long_side(image, SCREEN_SIDE)
 
 
 def warm_up() -> str:
@@ -234,18 +244,23 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
             frames.add(event.image)
             now = clock()
             local = event.step - run.done_before
-            if local in ends[:-1]:
+            # A run that ends on its time budget is complete: the job's steps become the steps
+            # it ran ("step 16/16", done), not a plan it was never meant to finish (the record
+            # keeps the plan as ``steps_planned``).
+            view = replace(event, steps=event.step) if event.status == "time budget" else event
+            if event.status == "running" and local in ends[:-1]:
                 shape = plan.shapes[ends.index(local) + 1]
                 phase = f"switching to {shape[1]}x{shape[0]}"
             else:
-                phase = f"step {event.step}/{total}"
+                phase = f"step {view.step}/{view.steps}"
             frame = None
             if event.status == "running" and now - last_frame >= FRAME_SECONDS:
-                frame = encode_png(event.image, fast=True)
+                frame = encode_png(on_screen(event.image), fast=True)
                 last_frame = now
-            reporter.progress(_view(event, phase), frame)
+            reporter.progress(_view(view, phase), frame)
             if event.status == "running" and now - last_checkpoint >= checkpoint_every:
-                png = frame or encode_png(event.image, fast=True)
+                whole = max(event.image.shape[:2]) <= SCREEN_SIDE
+                png = frame if frame and whole else encode_png(event.image, fast=True)
                 reporter.checkpoint(png, event.step, event.elapsed)
                 last_checkpoint = now
     finally:

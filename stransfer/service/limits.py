@@ -107,21 +107,56 @@ class CheckedRequest:
     steps: int = 1
 
 
+#: How deep a job's settings may nest JSON objects and lists: the deepest real setting is a
+#: layer table inside the settings object ({"content_layers": {"block4_conv2": 1}}: 2).
+MAX_SETTINGS_DEPTH = 4
+
+_EXAMPLE = '{"steps": 20, "size": 256}'
+
+
+def _depth(data: Any) -> int:
+    """How deep ``data`` nests lists and dicts (counted without recursion: it may be hostile)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_SETTINGS_DEPTH:
+                break
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return deepest
+
+
 def parse_settings(text: str | bytes | None) -> dict[str, Any]:
-    """The ``settings`` form field as a dict; BadRequest if it is not a JSON object."""
+    """The ``settings`` form field as a dict; BadRequest if it is not a JSON object of at most
+    ``MAX_SETTINGS_DEPTH`` levels."""
     if text is None or (isinstance(text, str | bytes) and not text.strip()):
         return {}
+    too_deep = (
+        f"settings nest more than {MAX_SETTINGS_DEPTH} levels of objects and lists; send a "
+        f'flat object such as {_EXAMPLE} (layer weights one level down: {{"content_layers": '
+        '{"block4_conv2": 1}})'
+    )
     try:
         data = json.loads(text)
+    except RecursionError:  # the decoder recurses once per level: a nesting bomb
+        raise BadRequest(too_deep) from None
     except (ValueError, UnicodeDecodeError) as err:
+        if "integer string conversion" in str(err):  # Python's guard on huge integers
+            raise BadRequest(
+                f"settings hold a number with thousands of digits; send numbers in range, "
+                f"such as {_EXAMPLE}"
+            ) from None
         raise BadRequest(
-            f"settings is not valid JSON ({err}); send an object such as "
-            '{"steps": 20, "size": 256}'
+            f"settings is not valid JSON ({err}); send an object such as {_EXAMPLE}"
         ) from None
     if not isinstance(data, dict):
         raise BadRequest(
             f'settings must be a JSON object such as {{"steps": 20}}, not {type(data).__name__}'
         )
+    if _depth(data) > MAX_SETTINGS_DEPTH:
+        raise BadRequest(too_deep)
     return data
 
 
