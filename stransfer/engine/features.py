@@ -234,10 +234,8 @@ class Objective:
         self._value_and_grad = tf.function(
             self._value_and_grad_fn, input_signature=None if per_shape else step
         )
-        #: Guided-Gram step functions (regions), one per mask mapping, traced on first use,
-        #: and how often they were traced (once per mapping, whatever the sizes and regions).
+        #: Guided-Gram step functions (regions), one per mask mapping, traced on first use.
         self._guided: dict[str, Callable] = {}
-        self.guided_traces = 0
 
     # -- targets ---------------------------------------------------------------------------
 
