@@ -164,9 +164,11 @@ def test_on_a_phone_a_mask_upload_and_a_style_pick_make_the_preview(browser, url
     mask[32:] = 255  # the lower half
     path = tmp_path / "lower.png"
     Image.fromarray(mask).save(path)
-    page.locator(".st-key-region1_mask input[type=file]").set_input_files(str(path))
-    wait_idle(page)
     page.wait_for_function(PREVIEW_JS)
+    old = page.evaluate(PREVIEW_JS)
+    page.locator(".st-key-region1_mask input[type=file]").set_input_files(str(path))
+    page.wait_for_function(CHANGED_JS, arg=old, timeout=30_000, polling=20)
+    wait_idle(page)
     picture = _preview(page)
     plain_page = _open(browser, url, PHONE)
     plain_page.wait_for_function(PREVIEW_JS)
