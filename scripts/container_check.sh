@@ -2,6 +2,7 @@
 # Build and run the Stransfer container without a registry, then prove it works end to end.
 #
 #   sudo scripts/container_check.sh [--compose]
+#   scripts/container_check.sh --print-mirror    # the Debian mirror step 1 would use, and exit
 #
 # 1. A Debian bookworm base image made locally with debootstrap (python3 3.11 + venv), imported
 #    as localhost/stransfer-base:bookworm; a Redis broker image built on it (Debian's redis 7.0).
@@ -18,11 +19,17 @@
 # Steps that cannot run here are skipped with a message (exit 0); a check that fails exits 1.
 # Heavy steps run under `nice -n 19`. The work folder (debootstrap tree, podman config) is
 # $STRANSFER_CONTAINER_WORK, default /var/tmp/stransfer-container, never inside the repository.
+#
+# debootstrap fetches from the Debian mirror this machine's apt already uses, so the script works
+# behind whatever mirror or proxy the machine has: $DEBIAN_MIRROR if set, else the first URIs of a
+# deb stanza in $APT_ETC/sources.list.d/*.sources (deb822), else the first deb line of
+# $APT_ETC/sources.list (APT_ETC defaults to /etc/apt). Security archives are passed over: they
+# hold only updates, not the base system.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${STRANSFER_CONTAINER_WORK:-/var/tmp/stransfer-container}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+APT_ETC=${APT_ETC:-/etc/apt}
 BASE_IMAGE=localhost/stransfer-base:bookworm
 BROKER_IMAGE=localhost/stransfer-redis:bookworm
 IMAGE=localhost/stransfer:latest # the name docker-compose.yml's `image: stransfer:latest` finds
@@ -30,6 +37,50 @@ PORT=${STRANSFER_CHECK_PORT:-18000}
 P=stxcheck # prefix of everything this script starts, removed at exit
 COMPOSE=0
 [[ ${1:-} == --compose ]] && COMPOSE=1
+
+# The first non-security Debian mirror in apt's own configuration (prints nothing if none).
+apt_mirror() {
+    local file
+    for file in "$APT_ETC"/sources.list.d/*.sources; do
+        [[ -r $file ]] || continue
+        # deb822: stanzas split by blank lines; fields are case-insensitive; '#' lines are comments.
+        awk '
+            function flush() {
+                if (!found && enabled != "no" && types ~ /(^| )deb( |$)/ && uris != "" &&
+                    suites !~ /-security( |$)/) { split(uris, u, " "); print u[1]; found = 1 }
+                types = uris = suites = enabled = ""
+            }
+            /^[ \t]*#/ { next }
+            /^[ \t]*$/ { flush(); next }
+            {
+                key = tolower($1); value = $0; sub(/^[^:]*:[ \t]*/, "", value); gsub(/[ \t]+/, " ", value)
+                if (key == "types:") types = value
+                else if (key == "uris:") uris = value
+                else if (key == "suites:") suites = value
+                else if (key == "enabled:") enabled = tolower(value)
+            }
+            END { flush() }
+        ' "$file" | head -n 1 | grep . && return 0
+    done
+    [[ -r $APT_ETC/sources.list ]] || return 0
+    # One-line format: deb [options] URI suite components...
+    awk '
+        $1 != "deb" { next }
+        { i = 2; if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ } }
+        $(i + 1) !~ /-security$/ { print $i; exit }
+    ' "$APT_ETC/sources.list"
+}
+
+debian_mirror() {
+    if [[ -n ${DEBIAN_MIRROR:-} ]]; then
+        printf '%s\n' "$DEBIAN_MIRROR"
+        return
+    fi
+    local mirror
+    mirror=$(apt_mirror)
+    [[ -n $mirror ]] || fail "no Debian mirror found in $APT_ETC/sources.list.d/*.sources or $APT_ETC/sources.list; set DEBIAN_MIRROR to the mirror debootstrap should use"
+    printf '%s\n' "$mirror"
+}
 
 say() { printf '== %s\n' "$*"; }
 skip() {
@@ -40,6 +91,11 @@ fail() {
     printf 'FAIL: %s\n' "$*" >&2
     exit 1
 }
+
+if [[ ${1:-} == --print-mirror ]]; then
+    debian_mirror
+    exit 0
+fi
 
 command -v podman >/dev/null || skip "podman is not installed (Debian: apt-get install podman debootstrap runc)"
 command -v curl >/dev/null || skip "curl is not installed"
@@ -52,7 +108,8 @@ if podman image exists "$BASE_IMAGE"; then
 else
     command -v debootstrap >/dev/null || skip "no $BASE_IMAGE and no debootstrap to make it"
     [[ $(id -u) == 0 ]] || skip "debootstrap needs root to make $BASE_IMAGE"
-    say "debootstrap bookworm -> $WORK/rootfs"
+    MIRROR=$(debian_mirror) || exit 1
+    say "debootstrap bookworm from $MIRROR -> $WORK/rootfs"
     rm -rf "$WORK/rootfs"
     nice -n 19 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,passwd \
         bookworm "$WORK/rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||

@@ -20,9 +20,11 @@ import importlib
 import os
 from typing import Any
 
-# TensorFlow's C++ start-up chatter is noise for a CLI and an app; users can still override it.
-# Every entry point imports this package before any engine module, so this runs before
-# TensorFlow is imported (the engine is loaded only on first use, below).
+# TensorFlow's C++ info and warning logs are noise for a CLI, an app and a worker log (errors
+# still show); users can still override it. Every entry point, workers included, imports this
+# package before any engine module, so this runs before TensorFlow is imported (the engine is
+# loaded only on first use, below); ``stransfer.engine`` filters the notices TensorFlow prints
+# before this setting applies.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Public names and the module that defines each. Imported on first use, so that light entry

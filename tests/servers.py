@@ -50,11 +50,20 @@ def png(seed: int, height: int = 48, width: int = 64) -> bytes:
 class Server:
     """``python -m stransfer serve`` in a child process (its own process group)."""
 
-    def __init__(self, data: Path, *, workers: int = 2, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data: Path,
+        *,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+        fast: bool = True,
+    ):
+        """``fast``: with ``FAST_ENV``; False: every setting at its default (real weights)."""
         self.data, self.workers = data, workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **FAST_ENV, "PYTHONPATH": str(ROOT), **(env or {})}
+        quick = FAST_ENV if fast else {}
+        self.env = {**os.environ, **quick, "PYTHONPATH": str(ROOT), **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.log = data / f"serve-{self.port}.log"
 

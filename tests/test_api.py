@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,6 +54,13 @@ def test_idle_workers_prepare_the_default_job(server):
         lines = [x for x in server.log.read_text().splitlines() if x.startswith("stransfer worker")]
     assert len(lines) == 2, server.log.read_text()[-2000:]
     assert all("VGG19" in line and "built and traced" in line for line in lines), lines
+
+
+def test_serve_says_where_it_listens_and_no_tensorflow_notices(server):
+    log = server.log.read_text()
+    assert f"stransfer serve: {server.url} (API docs at /docs)" in log.splitlines(), log[-2000:]
+    # The workers' TensorFlow start-up notices are filtered out of the log (stransfer.engine).
+    assert "absl::InitializeLog" not in log and "oneDNN custom operations" not in log, log
 
 
 def test_a_warm_up_that_cannot_build_leaves_the_problem_to_the_job(tmp_path, monkeypatch):
@@ -142,6 +150,20 @@ def test_events_frames_and_result_with_record(server):
         p.name for p in folder.iterdir()
     }
     assert server.animation_frames(job["id"]) > 1
+
+
+def test_a_job_that_ends_on_its_budget_reports_the_steps_it_ran(server):
+    # The page's way: the step ceiling with a time budget; the budget ends it, done.
+    job = server.submit({"steps": 10000, "max_seconds": 3, "size": 64, "scales": 1})
+    seen = _events(server, job["id"])
+    end = json.loads(seen["end"][0])
+    assert end["state"] == "done" and "budget" in end["message"], end
+    assert 1 <= end["step"] == end["steps"] < 10000, end  # "step 16/16", not "step 16/10000"
+    running = [json.loads(d) for d in seen["progress"]]
+    assert any(p["steps"] == 10000 for p in running), running  # the ceiling while it runs
+    record = _record(server, job["id"])
+    assert record.steps_done == end["step"] and record.extra["steps_planned"] == 10000
+    assert record.extra["status"] == "time budget"
 
 
 def test_instant_job_events_and_result_with_record(server):
@@ -301,6 +323,18 @@ HOSTILE = [
         content=b"not a picture",
         settings='{"engine": "instant"}',
     ),
+    _post("settings nested 5000 deep", 400, settings='{"a": ' * 5000 + "1" + "}" * 5000),
+    _post(
+        "layer weights nested 5000 deep",
+        400,
+        settings='{"content_layers": ' + "[" * 5000 + "]" * 5000 + "}",
+    ),
+    _post("a number with 5000 digits", 400, settings='{"seed": ' + "9" * 5000 + "}"),
+    _post("steps 1e400 (infinite)", 422, settings='{"steps": 1e400}'),
+    _post("size NaN", 422, settings='{"size": NaN}'),
+    _post("a time budget of Infinity", 422, settings='{"max_seconds": Infinity}'),
+    _post("a model name 100,000 characters long", 422, settings=json.dumps({"model": "x" * 10**5})),
+    _post("a settings field of 2 MB", 413, settings=json.dumps({"model": "x" * 2 * 10**6})),
     _post("steps x pixels beyond the job limit", 413, settings='{"steps": 10000, "size": 4096}'),
     _post("a time budget beyond the job limit", 413, settings='{"max_seconds": 1e6}'),
     ("no content file", "POST", "/jobs", {"files": [("style", ("s.png", _PNG, "image/png"))]}, 422),
@@ -325,6 +359,7 @@ def _hostile_rows(server: Server) -> list[tuple[str, int, str, str]]:
     rows = []
     for what, method, path, kwargs, _ in HOSTILE:
         answer = requests.request(method, server.url + path, timeout=60, **kwargs)
+        assert answer.headers["content-type"] == "application/json", (what, answer.text[:200])
         body = answer.json()
         rows.append((what, answer.status_code, body.get("field") or "", body["error"]))
     return rows
@@ -343,6 +378,7 @@ def test_hostile_requests_get_json_4xx_and_match_the_docs(server):
     rows = _hostile_rows(server)
     expected = [(what, status) for what, *_, status in HOSTILE]
     assert [(what, status) for what, status, *_ in rows] == expected, rows
+    assert all(400 <= status < 500 for _, status, *_ in rows), rows  # never a 500
     assert all(msg and "\n" not in msg and "Traceback" not in msg for *_, msg in rows)
     fields = {what: field for what, _, field, _ in rows}
     assert fields["steps out of range"] == "steps" and fields["strength 150 %"] == "strength"
@@ -422,3 +458,46 @@ def test_api_killed_mid_run_keeps_every_job(tmp_path):
         assert record["extra"]["continued_from_step"] >= 3
     finally:
         srv.stop()
+
+
+# --------------------------------------------------------------------------- the docs, offline
+
+
+def test_docs_render_in_chromium_with_the_network_cut(server):
+    """Swagger UI comes from this machine: in Chromium with every request beyond 127.0.0.1
+    aborted, ``/docs`` draws the API's operations, and nothing asked for the network."""
+    from playwright.sync_api import sync_playwright
+    from test_e2e_browser import CHROMIUM_ARGS, _chromium
+
+    refused: list[str] = []
+
+    def only_loopback(route):
+        host = urllib.parse.urlsplit(route.request.url).hostname
+        if host == "127.0.0.1":
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_loopback)
+            page.goto(server.url + "/docs", wait_until="load")
+            operations = page.locator("#swagger-ui .opblock-summary-path")
+            operations.first.wait_for(timeout=60_000)
+            shown = [
+                " ".join(t.split()).replace("\u200b", "") for t in operations.all_inner_texts()
+            ]
+            methods = page.locator("#swagger-ui .opblock-summary-method").all_inner_texts()
+        finally:
+            browser.close()
+    assert not refused, f"/docs asked for the network: {refused}"
+    operations = list(zip(methods, shown, strict=True))
+    for operation in [("POST", "/jobs"), ("GET", "/jobs/{job_id}"), ("DELETE", "/jobs/{job_id}")]:
+        assert operation in operations, operations
+    assert ("GET", "/jobs/{job_id}/result") in operations and ("GET", "/health") in operations
+    # No other docs page that would need the network.
+    redoc = requests.get(server.url + "/redoc", timeout=10)
+    assert redoc.status_code == 404 and "see /docs" in redoc.json()["error"]

@@ -499,3 +499,43 @@ def test_python_m_stransfer_help():
                    "examples:"):  # fmt: skip
         assert option in proc.stdout, option
     assert "Traceback" not in proc.stderr
+    # Every subcommand, with its one line, right under the usage.
+    from stransfer.cli import SUBCOMMANDS
+
+    assert set(SUBCOMMANDS) == {"page", "serve", "worker", "video", "weights"}
+    head = proc.stdout[: proc.stdout.index("positional arguments:")]
+    assert "stransfer {page,serve,worker,video,weights} ..." in head
+    for name, line in SUBCOMMANDS.items():
+        assert f"  {name:<9} {line}" in head, name
+        sub = subprocess.run(
+            [sys.executable, "-m", "stransfer", name, "--help"],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+        )  # fmt: skip
+        assert sub.returncode == 0 and name in sub.stdout.split("\n")[0], (name, sub.stdout)
+
+
+def test_tensorflow_start_up_notices_are_filtered_and_the_rest_kept():
+    """TensorFlow's native start-up notices (before its log level applies) never reach stderr;
+    anything else written during the import does, in order."""
+    code = (
+        "import os, sys\n"
+        "from stransfer.engine import STARTUP_NOISE, filtered_stderr\n"
+        "with filtered_stderr():\n"
+        "    os.write(2, b'before\\n' + STARTUP_NOISE[0] + b'\\n')\n"
+        "    os.write(2, b'I0000 port.cc] ' + STARTUP_NOISE[1] + b' x\\nreal error\\n')\n"
+        "    sys.stderr.write('python text\\n')\n"
+        "os.write(2, b'after')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, cwd=ROOT, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == b"before\nreal error\npython text\nafter"
+    # And a real import of the engine: none of the notices.
+    proc = subprocess.run(
+        [sys.executable, "-c", "import stransfer.engine.features"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "absl::InitializeLog" not in proc.stderr and "oneDNN" not in proc.stderr, proc.stderr

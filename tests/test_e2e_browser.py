@@ -126,11 +126,17 @@ class Server:
         return times.user + times.system
 
 
+PAGE_COMMAND = ("-m", "stransfer", "page")  # as ``make run`` starts it (warmed up)
+APP_COMMAND = ("-m", "streamlit", "run", "app.py")  # as environment.yml tells conda users
+
+
 @contextlib.contextmanager
-def streamlit_server(env: dict[str, str], log: Path) -> Iterator[Server]:
+def streamlit_server(
+    env: dict[str, str], log: Path, entry: tuple[str, ...] = PAGE_COMMAND
+) -> Iterator[Server]:
     port = _free_port()
     command = [
-        sys.executable, "-m", "stransfer", "page",
+        sys.executable, *entry,
         "--server.port", str(port),
         "--server.address", "127.0.0.1",
         "--server.headless", "true",
@@ -157,7 +163,7 @@ def streamlit_server(env: dict[str, str], log: Path) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not become healthy:\n{server.log_tail()}")
             time.sleep(0.2)
-        while READY_LINE not in log.read_text(errors="replace"):  # what make run's user sees
+        while entry == PAGE_COMMAND and READY_LINE not in log.read_text(errors="replace"):
             if time.monotonic() > deadline or process.poll() is not None:
                 pytest.fail(f"the page did not warm up:\n{server.log_tail()}")
             time.sleep(0.1)
@@ -643,7 +649,8 @@ def test_stop_continue_and_stale_marking(new_page, server: Server, tmp_path: Pat
     assert any(c.startswith("Made with other settings") for c in now["captions"]), now
     assert now["src"] and now["download"]
 
-    # Continue counts on from the stop, keeps the controls on screen and extends the chart.
+    # Continue counts on from the stop, keeps the picture on screen and extends the chart; the
+    # stopped result's downloads go while it runs (so they are not taken for the new one).
     page.locator(".st-key-continue button").first.click()
     page.wait_for_function(
         """() => ![...document.querySelectorAll('[data-testid="stAlert"]')]
@@ -661,13 +668,14 @@ def test_stop_continue_and_stale_marking(new_page, server: Server, tmp_path: Pat
     missing = [
         {k: s[k] for k in ("src", "progress", "download", "alerts")}
         for s in seen
-        if not (s["src"] and s["progress"] and s["download"])
+        if not (s["src"] and s["progress"]) or (s["download"] and not ended(s))
     ]
     assert not missing, missing[:3]
     steps_seen = [step_of(s["progress"]) for s in seen if (s["progress"] or "").startswith("step")]
     assert steps_seen[-1] == (step + 3, step + 3), steps_seen
     assert all(done > step for done, total in steps_seen if total == step + 3), steps_seen
-    assert any(a.startswith("Done: 3 steps") for a in seen[-1]["alerts"]), seen[-1]
+    done = f"Done: steps {step + 1}-{step + 3} in"  # as the progress bar counts them
+    assert any(a.startswith(done) for a in seen[-1]["alerts"]), seen[-1]
     _, record, _ = download_png(page)
     assert record.steps_done == step + 3 and record.extra["continued_from_step"] == step
     screenshot(page, tmp_path, "e2e_continued")
@@ -815,3 +823,25 @@ def test_instant_mode_with_a_builtin_style(new_page, server: Server, tmp_path: P
     assert record.extra["engine"] == "instant"
     assert record.extra["builtin_weights"] == {"builtin:2": 1.0}  # "Built-in 3" is index 2
     screenshot(page, tmp_path, "e2e_instant")
+
+
+def test_layers_group_fits_a_phone(new_page, tmp_path: Path) -> None:
+    """Issue 18 item 5: the layer table's three columns fit the sidebar of a phone (the style
+    column hid behind a sideways scroll), and no toolbar covers the table."""
+    page = new_page(PHONE)
+    page.locator('[data-testid="stExpandSidebarButton"]').click()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Layers", exact=True).click()
+    table = sidebar.locator('[data-testid="stDataFrame"]')
+    table.wait_for()
+    wait_idle(page)
+    table.hover()
+    widths = page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="stSidebar"] .dvn-scroller')]
+            .map(e => [e.scrollWidth, e.clientWidth])"""
+    )
+    assert widths and all(scroll <= client + 1 for scroll, client in widths), widths
+    toolbars = sidebar.locator('[data-testid="stElementToolbar"]')
+    assert all(not bar.is_visible() for bar in toolbars.all())
+    sidebar.locator('[data-testid="stVegaLiteChart"]').wait_for()
+    screenshot(page, tmp_path, "e2e_phone_layers")

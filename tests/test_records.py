@@ -109,6 +109,8 @@ def test_from_json_tolerates_missing_and_unknown_keys() -> None:
         ('{"settings": {}, "final_losses": [1]}', "final_losses"),
         ('{"settings": {}, "style_sha256": [1]}', "style_sha256"),
         (b"\xff\xfe{", "UTF-8"),
+        ('{"settings": ' * 5000 + "{}" + "}" * 5000, "nests too deeply"),
+        ('{"settings": {}, "steps_done": ' + "9" * 5000 + "}", "number too long"),
     ],
 )
 def test_from_json_errors(text, message) -> None:

@@ -4,8 +4,10 @@ requirements, runs as a non-root user, bakes the weights in and has a HEALTHCHEC
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -72,3 +74,56 @@ def test_compose_has_page_api_workers_and_broker():
     # Published ports stay on the host's loopback unless the operator changes them.
     for name in ("api", "page"):
         assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])
+
+
+SCRIPT = ROOT / "scripts" / "container_check.sh"
+
+
+def _print_mirror(apt_etc: Path, **env: str) -> subprocess.CompletedProcess:
+    environ = {"PATH": os.environ["PATH"], "APT_ETC": str(apt_etc), **env}
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--print-mirror"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_container_check_takes_the_mirror_from_apts_deb822_sources(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    # A security stanza first, a disabled one, comments and mixed-case keys: the first
+    # enabled non-security deb stanza's first URI wins.
+    (tmp_path / "sources.list.d" / "a.sources").write_text(
+        "# the machine's own mirrors\n"
+        "Types: deb\nURIs: http://mirror.test/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://off.test/debian\nSuites: bookworm\nEnabled: no\n\n"
+        "types: deb deb-src\n# a comment inside a stanza\n"
+        "uris: http://mirror.test/debian http://second.test/debian\nsuites: bookworm\n"
+    )
+    result = _print_mirror(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "http://mirror.test/debian"
+    # DEBIAN_MIRROR still overrides it.
+    result = _print_mirror(tmp_path, DEBIAN_MIRROR="http://override.test/debian")
+    assert result.stdout.strip() == "http://override.test/debian"
+
+
+def test_container_check_reads_a_one_line_sources_list(tmp_path):
+    (tmp_path / "sources.list").write_text(
+        "# deb http://commented.test/debian bookworm main\n"
+        "deb [signed-by=/usr/share/keyrings/k.gpg arch=amd64] http://sec.test/d bookworm-security"
+        " main\n"
+        "deb [arch=amd64] http://proxy.test:3142/debian bookworm main\n"
+    )
+    result = _print_mirror(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "http://proxy.test:3142/debian"
+
+
+def test_container_check_without_a_mirror_says_so_in_one_sentence(tmp_path):
+    result = _print_mirror(tmp_path)
+    assert result.returncode == 1 and not result.stdout
+    message = result.stderr.strip()
+    assert "\n" not in message and "no Debian mirror found" in message
+    assert "set DEBIAN_MIRROR" in message

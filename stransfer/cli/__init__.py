@@ -14,13 +14,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-#: Subcommand -> module in this package. Anything else is a transfer run's arguments.
+#: Subcommand -> what it does (one line of ``stransfer --help``); each is the module of this
+#: package of the same name. Anything else is a transfer run's arguments.
 SUBCOMMANDS: dict[str, str] = {
-    "page": "page",
-    "serve": "serve",
-    "video": "video",
-    "weights": "weights",
-    "worker": "worker",
+    "page": "the Streamlit page, as `make run` starts it",
+    "serve": "the HTTP API and its workers (API docs at /docs)",
+    "worker": "a worker for serve's jobs, here or elsewhere (--join)",
+    "video": "stylise a video: video IN.mp4 STYLE -o OUT.mp4",
+    "weights": "offline weights: weights status | install MODEL",
 }
 
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in SUBCOMMANDS:
-        module = importlib.import_module(f".{SUBCOMMANDS[args[0]]}", __name__)
+        module = importlib.import_module(f".{args[0]}", __name__)
         return module.main(args[1:])
     from .transfer import main as transfer_main
 

@@ -102,7 +102,7 @@ def one_line(err: BaseException | str) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     about = getattr(err, "field", None)
     if isinstance(err, SettingsError) and about:
-        flag = option(about)
+        flag = "--region" if about == "regions" else option(about)  # the one plural field
         text = flag + text[len(about) :] if text.startswith(about) else f"{flag}: {text}"
     return text
 

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from ..core.recipe import DEFAULT_STRENGTH, check_style_weights
+from ..core.regions import Region
 from ..core.settings import SettingsError
-from ..instant import BuiltinStyle, instant, instant_record, is_builtin
+from ..instant import BuiltinStyle, instant, instant_record, instant_regions, is_builtin
 from ..io.images import ImageError, load_image
+from ..io.masks import region_records
 from ..weights import WeightsError
 from .common import (
     EXIT_FAILED,
@@ -34,6 +36,7 @@ from .common import (
     setting_argument,
     write_result,
 )
+from .regions import load_regions, region_styles
 
 #: The options that apply with --instant (besides CONTENT, STYLE, -o, -q); others are refused.
 INSTANT_OPTIONS = ("--size", "--strength", "--style-weights", "--preserve-color", "--max-memory")
@@ -92,6 +95,24 @@ def load_styles(
     ]
 
 
+def _regions(
+    args: argparse.Namespace,
+    styles: list[tuple[np.ndarray, float]] | BuiltinStyle,
+    shape: tuple[int, int],
+) -> tuple[tuple[Region, ...], list[tuple[np.ndarray, float]] | BuiltinStyle]:
+    """The ``--region`` regions and the style pairs they refer to (the STYLE arguments, then
+    each region's own); the STYLE arguments' blend goes where no mask is."""
+    specs = getattr(args, "region", None)
+    if not specs:
+        return (), styles
+    if isinstance(styles, BuiltinStyle):
+        raise UsageError("--region works with style image files, not built-in styles")
+    paths = region_styles(specs, args.styles)
+    extra = [(load_image(p, name=f"style image {Path(p).name}"), 0.0) for p in paths[len(styles) :]]
+    pairs = [*styles, *extra]
+    return load_regions(specs, paths, [w for _, w in pairs], shape), pairs
+
+
 def run(args: argparse.Namespace) -> int:
     """Make and write the instant result for parsed ``stransfer`` arguments; the exit status."""
     started = time.perf_counter()
@@ -106,14 +127,23 @@ def run(args: argparse.Namespace) -> int:
         styles = load_styles(args.styles, args.style_weights)
         content = load_image(args.content, name=f"content image {Path(args.content).name}")
         options = instant_options(args)
-        result = instant(content, styles, **options, max_memory=args.max_memory)
+        regions, styles = _regions(args, styles, content.shape[:2])
+        if regions:
+            images = [image for image, _ in styles]
+            result = instant_regions(content, images, regions, **options)
+        else:
+            result = instant(content, styles, **options, max_memory=args.max_memory)
     except (UsageError, ImageError, SettingsError, WeightsError) as err:
         return error(err)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; nothing written\n")
         return EXIT_INTERRUPTED
     seconds = time.perf_counter() - started
-    sources = {"content": str(args.content), "styles": [str(s) for s in args.styles]}
+    sources = {
+        "content": str(args.content),
+        "styles": region_styles(getattr(args, "region", None), args.styles),
+        **({"regions": region_records(regions)} if regions else {}),
+    }
     record = instant_record(
         content=content, styles=styles, seconds=seconds, extra=sources, **options
     )

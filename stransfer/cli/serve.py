@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,5 +70,25 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"stransfer serve: error: {err}\n")
         return 2
     with service:
-        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
+        _server(uvicorn, create_app(service), args.host, args.port).run()
     return 0
+
+
+def address(host: str, port: int) -> str:
+    """The URL of ``host:port`` (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _server(uvicorn: Any, app: Any, host: str, port: int) -> Any:
+    """uvicorn's server for ``app``, saying once it listens where (the port it got, for
+    ``--port 0``); uvicorn's own lines are at warning level."""
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and self.servers and self.servers[0].sockets:
+                bound = self.servers[0].sockets[0].getsockname()
+                sys.stderr.write(f"stransfer serve: {address(*bound[:2])} (API docs at /docs)\n")
+                sys.stderr.flush()
+
+    return Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))

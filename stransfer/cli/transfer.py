@@ -31,6 +31,7 @@ from ..io.animation import FrameRecorder, write_animation
 from ..io.images import ImageError, load_image, save_image
 from ..io.records import RECORD_KEY, RunInputs, RunRecord, png_metadata, recipe_record
 from ..weights import INSTALL_CMD, WeightsError
+from . import SUBCOMMANDS
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -50,6 +51,7 @@ from .common import (
     writing,
 )
 from .instant import INSTANT_OPTIONS, STYLE_HELP
+from .regions import add_region_option, load_regions, region_styles
 
 if TYPE_CHECKING:
     from ..engine.features import FeatureExtractor
@@ -105,7 +107,14 @@ colours of the STYLE image(s) and write the result to OUT. The output's pixels
 are optimised so that a pretrained network (--model) sees the layout of CONTENT
 and the style statistics of STYLE; several STYLE images are blended (see
 --style-weights). Progress is shown on stderr. With --instant, a feed-forward
-network paints CONTENT in about a second instead (no optimisation)."""
+network paints CONTENT in about a second instead (no optimisation).
+
+commands (each has its own --help):
+""" + "\n".join(f"  {name:<9} {line}" for name, line in SUBCOMMANDS.items())
+
+_USAGE = f"""\
+{PROG} CONTENT STYLE [STYLE ...] -o OUT [options]
+       {PROG} {{{",".join(SUBCOMMANDS)}}} ..."""
 
 _EPILOG = f"""\
 examples:
@@ -216,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TransferSettings()
     parser = Parser(
         prog=PROG,
+        usage=_USAGE,
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -260,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"without TensorFlow; only {', '.join(INSTANT_OPTIONS)} and -q apply, --size from "
         f"{MIN_SIDE} to {MAX_SIDE} (default: off)",
     )
+    add_region_option(parser)
     parser.add_argument(
         "--max-memory",
         metavar="AMOUNT",
@@ -394,12 +405,17 @@ def prepare(args: argparse.Namespace) -> Job:
     animation = _check_animation(args.save_animation)
     recipe = _recipe(args)
     content = load_image(args.content, name=f"content image {Path(args.content).name}")
-    styles = [load_image(path, name=f"style image {Path(path).name}") for path in args.styles]
+    paths = region_styles(args.region, args.styles)
+    styles = [load_image(path, name=f"style image {Path(path).name}") for path in paths]
+    if args.region:  # the STYLE arguments' blend goes where no mask is
+        rest = [*recipe.style_weights, *[0.0] * (len(paths) - len(args.styles))]
+        regions = load_regions(args.region, paths, rest, content.shape[:2])
+        recipe = make_recipe(recipe.values(), style_weights=rest, regions=regions)
     return Job(
         recipe,
         content,
         styles,
-        RunInputs.of(content, styles, str(args.content), [str(path) for path in args.styles]),
+        RunInputs.of(content, styles, str(args.content), [str(path) for path in paths]),
         output,
         save_every,
         save_dir,

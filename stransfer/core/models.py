@@ -67,7 +67,7 @@ class ModelSpec:
         unknown = [name for name in layers if name not in self.layers]
         if unknown:
             raise ModelError(
-                f"{self.name} has no layer {', '.join(map(repr, unknown))}; "
+                f"{self.name} has no layer {', '.join(f'{u!r:.60}' for u in unknown)}; "
                 f"choose from: {', '.join(self.layers)}"
             )
 
@@ -248,4 +248,4 @@ def get_model(name: str) -> ModelSpec:
     for key, spec in MODELS.items():
         if key.casefold() == str(name).casefold():
             return spec
-    raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+    raise ModelError(f"unknown model {name!r:.60}; choose one of: {', '.join(MODEL_NAMES)}")

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .models import get_model
 from .plan import RunPlan, plan_run
+from .regions import Region, check_regions
 from .settings import SETTING_NAMES, FieldInfo, SettingsError, TransferSettings
 from .strength import strength_extra, strength_from_extra, strength_to_weights
 
@@ -62,6 +63,8 @@ class Recipe:
         strength: the style strength in percent.
         style_weight_at_100: the style weight the strength scaled (the user's "beta").
         tv_weight_at_100: the TV weight the strength scaled.
+        regions: where each style goes (``stransfer.core.regions``); empty: the blend of
+            ``style_weights`` everywhere.
     """
 
     settings: TransferSettings
@@ -69,10 +72,12 @@ class Recipe:
     strength: float = DEFAULT_STRENGTH
     style_weight_at_100: float = TransferSettings.style_weight
     tv_weight_at_100: float = TransferSettings.tv_weight
+    regions: tuple[Region, ...] = field(default=(), compare=False)
 
     def extra(self) -> dict[str, Any]:
-        """What a run record keeps besides the settings: strength, weights at 100 %, colours."""
-        return {
+        """What a run record keeps besides the settings: strength, weights at 100 %, colours,
+        and the regions (each mask's hash and what goes there), if any."""
+        extra = {
             **strength_extra(
                 self.strength,
                 style_weight=self.style_weight_at_100,
@@ -80,6 +85,9 @@ class Recipe:
             ),
             "preserve_color": self.settings.preserve_color,
         }
+        if self.regions:
+            extra["regions"] = [region.describe() for region in self.regions]
+        return extra
 
     def values(self) -> dict[str, Any]:
         """The inverse of :func:`make_recipe`: the mapping that makes this recipe again
@@ -103,6 +111,7 @@ def make_recipe(
     *,
     style_weights: Sequence[float] | None = None,
     styles: int | None = None,
+    regions: Sequence[Region] = (),
 ) -> Recipe:
     """Validate what a user asked for and apply the strength.
 
@@ -112,6 +121,8 @@ def make_recipe(
             ``tv_weight`` are the weights at 100 % strength.
         style_weights: one blend weight per style image (None: equal weights).
         styles: the number of style images, when known (checked against ``style_weights``).
+        regions: where each style goes (``stransfer.core.regions.Region``; each region's
+            weights are over the same style images); empty: ``style_weights`` everywhere.
 
     Raises:
         SettingsError: an unknown name, a value out of range, a wrong number of blend weights
@@ -123,9 +134,9 @@ def make_recipe(
     unknown = sorted(set(values) - set(SETTING_NAMES), key=str)
     if unknown:
         raise SettingsError(
-            f"{unknown[0]!r} is not a setting; known settings: strength, "
+            f"{unknown[0]!r:.60} is not a setting; known settings: strength, "
             + ", ".join(SETTING_NAMES),
-            str(unknown[0]),
+            str(unknown[0])[:60],
         )
     STRENGTH_INFO.check("strength", strength)
     full = TransferSettings(**values).validated()
@@ -133,12 +144,15 @@ def make_recipe(
         strength, style_weight=full.style_weight, tv_weight=full.tv_weight
     )
     count = styles if styles is not None else len(style_weights or (1.0,))
+    if regions and style_weights is None and styles is None:
+        count = len(next((r.weights for r in regions if r.weights), (1.0,)))
     return Recipe(
         settings=replace(full, style_weight=style_weight, tv_weight=tv_weight),
         style_weights=check_style_weights(style_weights, count),
         strength=float(strength),
         style_weight_at_100=full.style_weight,
         tv_weight_at_100=full.tv_weight,
+        regions=check_regions(regions, count),
     )
 
 

@@ -73,7 +73,7 @@ class FieldInfo:
             _check_float(name, value, self.low, self.high, low_open=self.low_open)  # type: ignore[arg-type]
         elif self.choices and value not in self.choices:
             raise SettingsError(
-                f"{name} {value!r} is unknown; use one of: {', '.join(self.choices)}", name
+                f"{name} {value!r:.60} is unknown; use one of: {', '.join(self.choices)}", name
             )
 
 
@@ -310,7 +310,7 @@ SETTING_NAMES: tuple[str, ...] = tuple(
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise SettingsError(
-            f"{name} must be a whole number from {low} to {high}, not {value!r}", name
+            f"{name} must be a whole number from {low} to {high}, not {value!r:.60}", name
         )
 
 
@@ -333,5 +333,5 @@ def _check_float(
     if not ok:
         bound = f"more than {low:g}" if low_open else f"from {low:g}"
         raise SettingsError(
-            f"{name} must be a number {bound} to {high:g}, not {value!r}", about or name
+            f"{name} must be a number {bound} to {high:g}, not {value!r:.60}", about or name
         )

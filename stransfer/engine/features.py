@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..core.regions import DEFAULT_MAPPING
 from ..core.settings import PRECISIONS
 from . import losses
 from .backbones import Backbone, get_backbone
@@ -214,6 +215,8 @@ class Objective:
         self._preprocess = extractor.backbone.preprocess_input
         #: How often the step function was traced (tests assert it stays at one).
         self.traces = 0
+        #: The same for the guided (regions) step function, one per mask mapping.
+        self.guided_traces = 0
         # Height and width are left open so that every scale and size shares one trace; the
         # layer counts are fixed for an objective, so the signature is too.
         image = tf.TensorSpec([1, None, None, 3], tf.float32)
@@ -231,6 +234,8 @@ class Objective:
         self._value_and_grad = tf.function(
             self._value_and_grad_fn, input_signature=None if per_shape else step
         )
+        #: Guided-Gram step functions (regions), one per mask mapping, traced on first use.
+        self._guided: dict[str, Callable] = {}
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -334,6 +339,101 @@ class Objective:
             tf.constant(content_weights, tf.float32),
             tf.constant(style_weights, tf.float32),
             tf.constant(mix, tf.float32),
+        )
+        total, content, style, tv = (float(v) for v in parts.numpy())
+        return (
+            {"total": total, "content": content, "style": style, "tv": tv},
+            grad.numpy()[0],
+            bool(finite),
+        )
+
+    # -- regions: guided Grams -------------------------------------------------------------
+
+    def region_style_grams(
+        self, images: Sequence[np.ndarray], blends: Sequence[Sequence[float]]
+    ) -> tuple[tf.Tensor, ...]:
+        """Per style layer, the ``[R, C, C]`` stack of each region's blended style Gram
+        (``blends[r]`` weighs ``images`` for region r)."""
+        per_region = [self.blended_style_grams(images, weights) for weights in blends]
+        return tuple(tf.stack(layer) for layer in zip(*per_region, strict=True))
+
+    def _guided_fn(self, mapping: str) -> Callable:
+        """The traced step function with guided Grams for one mask ``mapping`` (kept)."""
+        if mapping not in self._guided:
+            image = tf.TensorSpec([1, None, None, 3], tf.float32)
+            features = tuple(
+                tf.TensorSpec([1, None, None, None], tf.float32) for _ in self.content_layers
+            )
+            grams = tuple(tf.TensorSpec([None, None, None], tf.float32) for _ in self.style_layers)
+            vector = tf.TensorSpec([None], tf.float32)
+            masks = tf.TensorSpec([1, None, None, None], tf.float32)
+            signature = [image, features, grams, vector, vector, tf.TensorSpec([3], tf.float32)]
+            signature += [masks, vector]
+            self._guided[mapping] = tf.function(
+                functools.partial(self._guided_value_and_grad_fn, mapping=mapping),
+                input_signature=None if self.extractor.trace_per_shape else signature,
+            )
+        return self._guided[mapping]
+
+    def _guided_value_and_grad_fn(
+        self,
+        image: tf.Tensor,
+        content_targets: tuple[tf.Tensor, ...],
+        style_targets: tuple[tf.Tensor, ...],
+        content_weights: tf.Tensor,
+        style_weights: tf.Tensor,
+        mix: tf.Tensor,
+        masks: tf.Tensor,
+        areas: tf.Tensor,
+        *,
+        mapping: str,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        self.guided_traces += 1  # Python side effect: runs only while tracing.
+        n_content = len(self.content_layers)
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            outputs = tf.nest.flatten(self._model(self._preprocess(image), training=False))
+            content = tf.constant(0.0)
+            for i, target in enumerate(content_targets):  # the content loss is not masked
+                content += content_weights[i] * losses.content_loss(outputs[i], target)
+            style = tf.constant(0.0)
+            for i, target in enumerate(style_targets):
+                features = outputs[n_content + i]
+                at_layer = losses.layer_masks(masks, features, mapping)
+                style += style_weights[i] * losses.guided_style_loss(
+                    features, at_layer, target, areas
+                )
+            tv = losses.total_variation(image)
+            total = mix[0] * content + mix[1] * style + mix[2] * tv
+        grad = tape.gradient(total, image)
+        parts = tf.stack([total, content, style, tv])
+        finite = tf.reduce_all(tf.math.is_finite(grad)) & tf.reduce_all(tf.math.is_finite(parts))
+        return parts, grad, finite
+
+    def guided_value_and_grad(
+        self,
+        image: np.ndarray,
+        content_targets: tuple[tf.Tensor, ...],
+        style_targets: tuple[tf.Tensor, ...],
+        content_weights: np.ndarray,
+        style_weights: np.ndarray,
+        mix: np.ndarray,
+        masks: np.ndarray,
+        mapping: str = DEFAULT_MAPPING,
+    ) -> tuple[dict[str, float], np.ndarray, bool]:
+        """:meth:`value_and_grad` with one guided Gram per region (``style_targets`` from
+        :meth:`region_style_grams`); ``masks`` is ``H x W x R`` at the image's size, 0..1.
+        Each region's style term is weighted by its share of the picture."""
+        masks = np.asarray(masks, np.float32)
+        parts, grad, finite = self._guided_fn(mapping)(
+            _batch(image),
+            content_targets,
+            style_targets,
+            tf.constant(content_weights, tf.float32),
+            tf.constant(style_weights, tf.float32),
+            tf.constant(mix, tf.float32),
+            tf.convert_to_tensor(masks[None]),
+            tf.constant(masks.reshape(-1, masks.shape[-1]).mean(axis=0), tf.float32),
         )
         total, content, style, tv = (float(v) for v in parts.numpy())
         return (

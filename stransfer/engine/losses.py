@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ..core.regions import DEFAULT_MAPPING
+
 #: Keeps relative losses finite when a target is all zeros (dead ReLUs in random networks).
 EPS = 1e-8
 
@@ -63,3 +65,56 @@ def total_variation(image: tf.Tensor) -> tf.Tensor:
     dy = scaled[:, 1:, :, :] - scaled[:, :-1, :, :]
     dx = scaled[:, :, 1:, :] - scaled[:, :, :-1, :]
     return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+
+
+# --- regions: guided Gram matrices (Gatys et al. 2017, "Controlling Perceptual Factors") -------
+
+
+def layer_masks(masks: tf.Tensor, features: tf.Tensor, mapping: str = DEFAULT_MAPPING) -> tf.Tensor:
+    """Region masks ``[1, H, W, R]`` (image size, 0..1) carried down to a feature map's size.
+
+    ``blur``: area-downsampled to the layer, then a 3x3 box blur (a layer's neuron sees a
+    neighbourhood, so its weight is the region's share of it: soft borders, each border pixel
+    shared). ``inside``: area-downsampled, then eroded by 3x3 (Gatys' neurons that see only
+    the region; a border pixel belongs to neither side). An all-ones mask stays all ones in
+    both, so one region covering everything is the plain Gram.
+    """
+    size = tf.shape(features)[1:3]
+    layer = tf.image.resize(masks, size, method="area")
+    if mapping == "inside":
+        return -tf.nn.max_pool2d(-layer, 3, 1, "SAME")
+    if mapping != "blur":
+        raise ValueError(f"unknown mask mapping {mapping!r}; use blur or inside")
+    # SAME average pooling counts only the pixels inside the picture: no dark frame.
+    return tf.nn.avg_pool2d(layer, 3, 1, "SAME")
+
+
+def guided_grams(features: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
+    """One Gram matrix per region of a ``[1, H, W, C]`` feature map: ``[R, C, C]`` float32.
+
+    Region r's Gram is ``sum_p m_pr f_p f_p^T / sum_p m_pr``: the mean co-activation over the
+    region, each position weighted by its mask value (``masks`` is ``[1, H, W, R]`` at the
+    features' size). An all-ones mask gives :func:`gram_matrix`; soft masks weight border
+    positions partly to each side, so styles blend where the masks do.
+    """
+    channels = tf.shape(features)[-1]
+    flat = tf.reshape(tf.cast(features, tf.float32), (-1, channels))
+    weights = tf.reshape(tf.cast(masks, tf.float32), (-1, tf.shape(masks)[-1]))
+    weighted = tf.einsum("pr,pc->rpc", weights, flat)
+    grams = tf.linalg.matmul(weighted, flat[None], transpose_a=True)
+    return grams / (tf.reduce_sum(weights, axis=0)[:, None, None] + EPS)
+
+
+def guided_style_loss(
+    features: tf.Tensor, masks: tf.Tensor, targets: tf.Tensor, areas: tf.Tensor
+) -> tf.Tensor:
+    """Area-weighted sum over regions of each region's relative Gram distance to its target.
+
+    ``targets`` is ``[R, C, C]``; ``areas`` ``[R]`` is each region's share of the picture, so
+    the style weight is shared: a region is pulled per pixel as hard as a whole-picture run
+    is, and one region covering everything gives :func:`style_loss`.
+    """
+    grams = guided_grams(features, masks)
+    errors = tf.reduce_sum(tf.square(grams - targets), axis=(1, 2))
+    norms = tf.reduce_sum(tf.square(targets), axis=(1, 2)) + EPS
+    return tf.reduce_sum(tf.cast(areas, tf.float32) * errors / norms)

@@ -19,9 +19,11 @@ import numpy as np
 from ..core.events import StepEvent, format_duration
 from ..core.plan import RunPlan, fit_shape, plan_run
 from ..core.recipe import Recipe, check_style_weights
+from ..core.regions import DEFAULT_MAPPING, Region, check_regions, stack_masks, styled
 from ..core.settings import SettingsError, TransferSettings
 from ..core.tiles import memory_budget
 from ..instant import instant_init
+from ..instant.engine import instant_regions_init
 from ..instant.models import InstantModelError
 from ..io import color
 from ..io.images import resize_to, to_uint8
@@ -73,11 +75,14 @@ def run_recipe(
     """
     check_style_weights(recipe.style_weights, len(styles))
     pairs = list(zip(styles, recipe.style_weights, strict=True))
+    started = time.perf_counter()  # the time budget counts the instant start too
     if init_image is None and recipe.settings.init == "instant" and recipe.strength > 0:
         # The optimiser starts from the feed-forward result (a painted image in about a second).
         # At strength 0 there is nothing to paint: the run starts from the content exactly.
         start = _start_settings(recipe.settings, content.shape[:2], extractor.backbone)
-        init_image = instant_start(content, pairs, start, strength=recipe.strength)
+        init_image = instant_start(
+            content, pairs, start, strength=recipe.strength, regions=recipe.regions
+        )
     return transfer(
         content,
         pairs,
@@ -85,6 +90,8 @@ def run_recipe(
         extractor,
         init_image=init_image,
         should_stop=should_stop,
+        started=started,
+        regions=recipe.regions,
         max_memory=max_memory,
         on_tile=on_tile,
     )
@@ -98,6 +105,9 @@ def transfer(
     *,
     init_image: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
+    started: float | None = None,
+    regions: Sequence[Region] = (),
+    mask_mapping: str = DEFAULT_MAPPING,
     max_memory: str | int | None = None,
     on_tile: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[StepEvent]:
@@ -112,6 +122,13 @@ def transfer(
         init_image: start from this image instead of ``settings.init`` (to continue a run).
         should_stop: polled between steps; when it returns True the run ends (status
             ``stopped``) after yielding the current image.
+        started: the ``time.perf_counter()`` at which the run began (default: now); the time
+            budget and ``elapsed`` count from it, so work done before (an instant start) counts.
+        regions: where each style goes (``stransfer.core.regions``): one guided Gram per
+            styled region at every style layer, weights over the ``style`` images; a region
+            that keeps the photo, or a pixel no mask covers, gets no style term. Empty: the
+            blend everywhere.
+        mask_mapping: how a mask reaches each style layer (``core.regions.MASK_MAPPINGS``).
         max_memory, on_tile: see ``run_recipe``.
     """
     settings = settings.validated()
@@ -122,6 +139,7 @@ def transfer(
         )
     styles = [(style, 1.0)] if isinstance(style, np.ndarray) else list(style)
     check_style_weights([w for _, w in styles], len(styles))
+    painted = styled(check_regions(regions, len(styles)))
 
     plan = plan_run(content.shape[:2], settings, extractor.backbone.min_side)
     assert settings.content_layers is not None and settings.style_layers is not None
@@ -132,13 +150,22 @@ def transfer(
         evaluator_for(objective, shape, budget, optimiser_pairs=_optimiser_pairs(settings, n))
         for shape, n in reversed(list(zip(plan.shapes, plan.steps, strict=True)))
     ][::-1]
+    if painted and any(ev is not objective for ev in evaluators):
+        # Guided Grams are not tiled yet: a region run must fit in memory whole.
+        raise SettingsError(
+            f"regions run on the whole image at once, and {settings.size} px needs tiling to "
+            "fit in this machine's memory; choose a smaller size for a run with regions",
+            "size",
+        )
     for number, evaluator in enumerate(evaluators, 1):
         if isinstance(evaluator, TiledObjective) and on_tile is not None:
             evaluator.on_tile = functools.partial(on_tile, number)
     if init_image is None and settings.init == "instant" and settings.style_weight > 0:
         # Start from the feed-forward result: a painted image in about a second (run_recipe
         # passes one made at the run's strength; here it is made at full strength).
-        init_image = instant_start(content, styles, _start_settings(settings, plan))
+        init_image = instant_start(
+            content, styles, _start_settings(settings, plan), regions=regions
+        )
     content, styles, present = _color_mode(settings.preserve_color, content, styles)
     content_weights = np.array(list(settings.content_layers.values()), np.float32)
     style_weights = np.array(list(settings.style_layers.values()), np.float32)
@@ -150,7 +177,7 @@ def transfer(
     output_shape = plan.output_shape
     total_steps = sum(plan.steps)
 
-    start = time.perf_counter()
+    start = time.perf_counter() if started is None else started
     step = 0
     image: np.ndarray | None = None
     coarse_content = content
@@ -167,10 +194,13 @@ def transfer(
         evaluator = evaluators[scale_index]
         targets_c = evaluator.content_targets(content_at)
         targets_s = (
-            _style_targets(evaluator, styles, long_side, settings.style_scale, extractor.backbone)
+            _style_targets(
+                evaluator, styles, long_side, settings.style_scale, extractor.backbone, painted
+            )
             if objective.style_layers
             else ()
         )
+        masks_at = stack_masks(painted, shape) if painted else None
         if image is None:
             image = _initial_image(settings.init, content_at, styles[0][0], rng, init_image)
         else:
@@ -181,13 +211,18 @@ def transfer(
         best_image, best_total, first_total = image, math.inf, None
 
         def evaluate(
-            x: np.ndarray, tc=targets_c, ts=targets_s, ev=evaluator
+            x: np.ndarray, tc=targets_c, ts=targets_s, masks=masks_at, ev=evaluator
         ) -> tuple[dict[str, float], np.ndarray, bool]:
+            if masks is not None:
+                return objective.guided_value_and_grad(
+                    x, tc, ts, content_weights, style_weights, mix, masks, mask_mapping
+                )
             return ev.value_and_grad(x, tc, ts, content_weights, style_weights, mix)
 
         optimizer = _make_optimizer(settings)
         last_scale = scale_index == len(plan.shapes) - 1
         for done_here in range(1, scale_steps + 1):
+            step_began = time.perf_counter()
             result = optimizer.step(image, evaluate)
             image, step_losses = result.image, result.losses
             step += 1
@@ -225,7 +260,12 @@ def transfer(
             status, message = "running", ""
             if last_scale and done_here == scale_steps:
                 status = "done"
-            elif settings.max_seconds is not None and now - start >= settings.max_seconds:
+            elif settings.max_seconds is not None and (
+                # A scale's first step also pays for its targets (and a process's first, the
+                # trace): from the second on, the last step foretells the next one.
+                now - start + (now - step_began if done_here > 1 else 0.0) > settings.max_seconds
+            ):
+                # Another step like this one would end past the budget: stop within it.
                 status, message = "time budget", f"stopped at the {settings.max_seconds:g} s budget"
             elif should_stop is not None and should_stop():
                 status, message = "stopped", f"stopped at step {step} of {total_steps}"
@@ -249,9 +289,13 @@ def instant_start(
     styles: Sequence[tuple[np.ndarray, float]],
     settings: TransferSettings,
     strength: float = 100.0,
+    regions: Sequence[Region] = (),
 ) -> np.ndarray:
-    """``instant.instant_init``, with the other way to start named when its models are missing."""
+    """``instant.instant_init`` (per region with ``regions``), with the other way to start
+    named when its models are missing."""
     try:
+        if regions:
+            return instant_regions_init(content, styles, regions, settings, strength=strength)
         return instant_init(content, styles, settings, strength=strength)
     except InstantModelError as err:
         raise InstantModelError(
@@ -318,9 +362,14 @@ def _style_targets(
     long_side: int,
     style_scale: float,
     backbone: Backbone,
+    painted: Sequence[Region] = (),
 ) -> tuple:
+    """The style targets: the blend's Grams, or with ``painted`` regions a stack of each
+    region's blended Grams per layer."""
     side = max(16, round(long_side * style_scale))
     images = [_style_at(image, side, backbone).astype(np.float32) for image, _ in styles]
+    if painted:
+        return objective.region_style_grams(images, [region.weights for region in painted])
     return objective.blended_style_grams(images, [w for _, w in styles])
 
 

@@ -214,6 +214,29 @@ def load_image(
     composited over white and animations yield their first frame. Anything that
     cannot be used raises :class:`ImageError` naming the file and the fix.
     """
+    im, fmt, label = open_image(source, name=name, max_pixels=max_pixels, max_bytes=max_bytes)
+    try:
+        rgb = _to_rgb(im, fmt)
+    except Exception as exc:
+        raise ImageError(
+            f"{label} uses a colour mode that cannot be converted ({im.mode}); "
+            "re-save it as an RGB PNG or JPEG."
+        ) from exc
+    return np.array(rgb, dtype=np.uint8)
+
+
+def open_image(
+    source: Source,
+    *,
+    name: str | None = None,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int = MAX_BYTES,
+) -> tuple[Image.Image, str | None, str]:
+    """Decode an image file with every check :func:`load_image` makes, in its own mode.
+
+    Returns the decoded Pillow image (EXIF orientation applied), its format and the name used
+    in messages; for readers that need more than RGB (a mask's alpha or 16 bits).
+    """
     data, label = _read_source(source, name, max_bytes)
     # Image.open() applies Pillow's own global limit before we can look at the size: it warns
     # above MAX_IMAGE_PIXELS and raises above twice that. Below our limit, its warning is a
@@ -255,14 +278,7 @@ def load_image(
     # Malformed EXIF should not make an otherwise readable photo unusable.
     with contextlib.suppress(Exception):
         im = ImageOps.exif_transpose(im)
-    try:
-        rgb = _to_rgb(im, fmt)
-    except Exception as exc:
-        raise ImageError(
-            f"{label} uses a colour mode that cannot be converted ({im.mode}); "
-            "re-save it as an RGB PNG or JPEG."
-        ) from exc
-    return np.array(rgb, dtype=np.uint8)
+    return im, fmt, label
 
 
 def _check_dims(height: int, width: int) -> None:

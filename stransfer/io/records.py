@@ -31,6 +31,7 @@ from .images import (
     save_image,
     write_bytes_atomic,
 )
+from .masks import region_records
 
 if TYPE_CHECKING:
     from ..core.events import StepEvent
@@ -151,6 +152,10 @@ class RunRecord:
                 f"the run record is not valid JSON ({exc.msg} at line {exc.lineno}, "
                 f"column {exc.colno}); {_FIX}"
             ) from None
+        except RecursionError:  # the decoder recurses once per level: a nesting bomb
+            raise RecordError(f"the run record nests too deeply to be one; {_FIX}") from None
+        except ValueError:  # Python's guard on integers of thousands of digits
+            raise RecordError(f"the run record holds a number too long to read; {_FIX}") from None
         if not isinstance(data, dict):
             raise RecordError(f"the run record must be a JSON object; {_FIX}")
         settings = data.get("settings")
@@ -312,6 +317,7 @@ def recipe_record(
         seconds=seconds,
         extra={
             **recipe.extra(),
+            **({"regions": region_records(recipe.regions)} if recipe.regions else {}),
             **inputs.extra(event.status, event.steps),
             **(extra or {}),
         },

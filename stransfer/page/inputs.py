@@ -136,21 +136,35 @@ def file_picker(
     default: int = 0,
     *,
     builtins: bool = False,
+    builtin_default: int | None = None,
 ) -> ImageChoice:
     """A selectbox over ``data/<role>/`` (and, with ``builtins``, the 26 built-in styles);
     ``key`` prefixes the widget key (default: ``role``), ``default`` picks the entry shown
-    first (the n-th style picker starts at the n-th file)."""
+    first (the n-th style picker starts at the n-th file), ``builtin_default`` (with
+    ``builtins``) the built-in style shown first instead."""
     key = key or role
     files = files_of(role)
     extra = builtin_labels() if builtins else {}
     options = [*files, *extra]
+    if builtin_default is not None and extra:
+        default = len(files) + builtin_default % len(extra)
+    # An upload (its widget's value from the last script run) replaces the pick: the picker
+    # names it, greyed out, and keeps the picked file for when the upload is removed.
+    upload = st.session_state.get(f"{key}_upload")
     name = st.selectbox(
         f"{label} image",
         options,
         index=default % len(options) if options else 0,
         key=f"{key}_file",
         placeholder=f"No images in data/{role}/: upload one",
+        disabled=upload is not None,
+        format_func=(lambda _: f"Your upload: {upload.name}") if upload is not None else str,
+        help="Remove the upload (under Upload your own images) to pick a file again."
+        if upload is not None
+        else None,
     )
+    if upload is not None:
+        return ImageChoice()  # ``upload_picker`` gives the upload in its place
     if name in extra:
         return builtin_choice(extra[name])
     choice = from_path(files[name]) if name is not None and name in files else ImageChoice()
@@ -162,7 +176,7 @@ def file_picker(
 def upload_picker(label: str, key: str, picked: ImageChoice) -> ImageChoice:
     """An uploader; an upload, when given, replaces ``picked``."""
     upload = st.file_uploader(
-        f"{label} image",
+        f"Upload a {label[:1].lower()}{label[1:]} image",
         type=[suffix.lstrip(".") for suffix in IMAGE_SUFFIXES],
         key=f"{key}_upload",
         max_upload_size=UPLOAD_MB,

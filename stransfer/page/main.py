@@ -11,19 +11,33 @@ import streamlit as st
 
 from stransfer.core.events import format_duration
 from stransfer.core.models import ModelError
-from stransfer.core.plan import RunPlan, seconds_left
+from stransfer.core.plan import RunPlan
 from stransfer.core.settings import SettingsError
 from stransfer.io.images import ImageError
 from stransfer.service.jobs import JobError, JobRequest, JobService
 
-from .output import MAX_POLL_S, POLL_S, POLL_SHARE, gallery, output_panel, rate_book, show_png
-from .restore import settings_loader
+from .output import (
+    MAX_POLL_S,
+    POLL_S,
+    POLL_SHARE,
+    Rate,
+    gallery,
+    loss_rows,
+    output_panel,
+    rate_book,
+    show_png,
+)
+from .regions import problem as region_problem
+from .regions import region_job, warm_regions
+from .restore import restore_job, settings_loader
 from .sidebar import sidebar, sidebar_top, style_label
-from .state import ImageChoice, PageState, Request, Shown, page_state
+from .state import MIXED_BLEND, ImageChoice, PageState, Request, Shown, page_state
 from .video import video_panel
 
 JOB_PARAM = "job"  # the URL's query parameter that names the job on show (reload re-attaches)
+AFTER_PARAM = "after"  # the jobs the one on show continues, oldest first (its chart's start)
 NARROW_PX = 768  # below this width the sidebar covers the page: Run closes it
+OTHER_SETTINGS = "other"  # the signature of a result whose settings the sidebar does not hold
 # The job service's refusals (``JobError``, with ``.field``) say what is wrong with the request.
 USER_ERRORS = (JobError, ImageError, SettingsError, ModelError, ValueError)
 
@@ -36,6 +50,12 @@ CSS = """
 /* The progress bar jumps instead of gliding: its transition repainted the panel for a
    while after every poll (Chromium's CPU per poll fell by a third without it). */
 [data-testid="stProgress"] * { transition: none !important; }
+/* The sidebar's table and chart need no toolbars (search, download, full screen): a
+   hovering one covered the Layers group's caption and first rows. */
+[data-testid="stSidebar"] [data-testid="stElementToolbar"] { display: none; }
+/* Streamlit's own "Running... Stop" corner flickered at every poll of a job, and its Stop
+   stops the page's script, not the run: the sidebar's Stop is the one. */
+[data-testid="stStatusWidget"] { visibility: hidden; }
 /* Captions break between words, never inside one. */
 [data-testid="stImageCaption"] { word-break: normal; overflow-wrap: break-word; }
 </style>
@@ -63,6 +83,8 @@ def get_runner() -> JobService:
 def main() -> None:
     """Everything below the title (``header.header`` draws that first)."""
     st.html(CSS)
+    state = page_state()
+    adopt(state)  # before the widgets: a re-attached job's settings may go into them
     top = sidebar_top()
     content_col, style_col, output_col = st.columns([1, 1, 2])
     content_view = content_col.empty()
@@ -87,9 +109,8 @@ def main() -> None:
     elif request.styles[0] is not top.style:
         with styles_view.container():
             show_input(st, "Style", request.styles[0])
-    state = page_state()
     runner = get_runner()
-    reattach(state, runner)
+    settle_adopted(state, request)
     started = False
     if request.stop:
         stop(state, runner)
@@ -102,6 +123,7 @@ def main() -> None:
         with output_col:
             video_panel(request)
     gallery(state)
+    warm_regions(request)
     if started:
         with st.sidebar:
             st.html(CLOSE_SIDEBAR_JS, unsafe_allow_javascript=True)
@@ -111,6 +133,8 @@ def show_input(column, label: str, choice: ImageChoice) -> None:
     column.subheader(label)
     if choice.preview is not None:
         show_png(column, choice.preview, choice.name)
+    elif choice.error:  # a broken upload or file: what is wrong with it, not "none chosen"
+        column.caption(f":red[{choice.error}]")
     else:
         column.caption(f"No {label.lower()} image chosen.")
 
@@ -144,11 +168,16 @@ def missing_image(request: Request) -> str | None:
 
 def start(request: Request, state: PageState, runner: JobService) -> bool:
     """Submit Run or Continue as a job; on a problem, say it in one sentence instead."""
-    state.error = missing_image(request) or request.problem
+    state.error = missing_image(request) or request.problem or region_problem(request)
+    if not state.error and request.mixed_blend:  # said in the page's words, not the API's
+        state.error = sentence(
+            ValueError(f"this blend mixes built-in styles and images: {MIXED_BLEND}")
+        )
+    state.error_for = request.signature()
     if state.error:
         return False
     fields = dict(request.fields)
-    resume_from, rows_before, first_step = None, [], 0
+    resume_from, rows_before, first_step, chain = None, [], 0, ()
     if request.resume:
         last = latest_result(state)
         if last is None or last.view is None:
@@ -157,6 +186,7 @@ def start(request: Request, state: PageState, runner: JobService) -> bool:
         fields["scales"] = 1  # a coarse scale would blur the result again
         resume_from, rows_before = last.result, last.rows_before + last.rows
         first_step = last.view.step  # the continued run counts on from here
+        chain = (*last.chain, last.job_id)
     if state.current is not None and not state.current.final:
         runner.cancel(state.current.job_id)  # a new run replaces the one in progress
     files = [(c, w) for c, w in zip(request.styles, request.mix, strict=True) if c.builtin is None]
@@ -167,13 +197,18 @@ def start(request: Request, state: PageState, runner: JobService) -> bool:
     }
     if builtins:
         fields["builtin"] = builtins  # the service says it if images are blended in too
+    region_styles, masks, what = region_job(request)
+    if masks:
+        files += region_styles
+        fields["regions"] = what
     job = JobRequest(
         content=request.content.data,
         styles=[(c.data, w) for c, w in files],
         settings=fields,
-        names=[request.content.name or "", *(c.name or "" for c in request.styles)],
+        names=[request.content.name or "", *(c.name or "" for c, _ in files)],
         resume_from=resume_from,
         first_step=first_step,
+        masks=masks,
     )
     try:
         view = runner.submit(job)
@@ -195,9 +230,14 @@ def start(request: Request, state: PageState, runner: JobService) -> bool:
             rows_before=rows_before,
             view=view,
             notices=plan_notices(request, fields),
+            chain=chain,
         )
     )
     st.query_params[JOB_PARAM] = view.id
+    if chain:
+        st.query_params[AFTER_PARAM] = ",".join(chain)
+    elif AFTER_PARAM in st.query_params:
+        del st.query_params[AFTER_PARAM]
     return True
 
 
@@ -213,16 +253,44 @@ def stop(state: PageState, runner: JobService) -> None:
         runner.cancel(state.current.job_id)
 
 
-def reattach(state: PageState, runner: JobService) -> None:
-    """A reload or a second tab with the job's URL shows that job (running or done)."""
-    job_id = st.query_params.get(JOB_PARAM)
-    if state.current is not None or not job_id:
+def adopt(state: PageState) -> None:
+    """Before the widgets are drawn: re-attach to the job the address names (a reload or a
+    second tab shows the same run), and once a re-attached job has ended, put its settings
+    into the widgets (``restore.restore_job``), so the sidebar says what made the result."""
+    if state.current is None and st.query_params.get(JOB_PARAM):
+        reattach(state, get_runner())
+    shown = state.current
+    if shown is not None and shown.restore and shown.result is not None:
+        shown.restore = False
+        # Restored in full, the sidebar is now the job's; else the result says it is not.
+        shown.signature = "" if restore_job(shown.result) else OTHER_SETTINGS
+
+
+def settle_adopted(state: PageState, request: Request) -> None:
+    """After the widgets: a restored job's settings are the sidebar's now. A widget changed
+    while the job ran keeps its value (nothing is restored over it) and the result is marked
+    as made with other settings."""
+    shown = state.current
+    if shown is None or shown.signature not in ("", OTHER_SETTINGS):
         return
+    if shown.restore:  # still running: note what the sidebar was, to see a change
+        shown.seen = shown.seen or request.signature()
+        if shown.seen != request.signature():
+            shown.restore, shown.signature = False, OTHER_SETTINGS
+    elif not shown.signature and shown.result is not None:
+        shown.signature = request.signature()
+
+
+def reattach(state: PageState, runner: JobService) -> None:
+    """Show the job the address names (running or done), its chart from the first job of a
+    chain of Continues (``?after=``)."""
+    job_id = st.query_params.get(JOB_PARAM)
     try:
         runner.get(job_id)  # KeyError: not (or no longer) a job of this service
     except KeyError:
         del st.query_params[JOB_PARAM]
         return
+    chain = tuple(filter(None, st.query_params.get(AFTER_PARAM, "").split(",")))
     state.count += 1
     state.show(
         Shown(
@@ -236,6 +304,9 @@ def reattach(state: PageState, runner: JobService) -> None:
             signature="",
             budget=None,
             view=None,
+            rows_before=[row for job in chain for row in loss_rows(runner, job)],
+            chain=chain,
+            restore=True,
         )
     )
 
@@ -244,7 +315,9 @@ def recipe_of(fields: dict):
     """The library's recipe for the optimiser's fields (raises the user's error)."""
     from stransfer.core.recipe import make_recipe
 
-    return make_recipe({k: v for k, v in fields.items() if k not in ("engine", "builtin")})
+    return make_recipe(
+        {k: v for k, v in fields.items() if k not in ("engine", "builtin", "regions")}
+    )
 
 
 def plan_notices(request: Request, fields: dict) -> tuple[str, ...]:
@@ -258,12 +331,12 @@ def plan_notices(request: Request, fields: dict) -> tuple[str, ...]:
     return tuple(sentence(ValueError(notice)) + "." for notice in plan.notices)
 
 
-def measured_plan(request: Request) -> tuple[RunPlan, float] | None:
-    """The run's plan and the seconds per full-size step per megapixel this server measured for
-    its model and precision, or None before a measurement. Raises the user's error for settings
-    no run could use."""
+def measured_plan(request: Request) -> tuple[RunPlan, Rate] | None:
+    """The run's plan and the speed this server measured for its model, precision and
+    optimiser, or None before a measurement. Raises the user's error for settings no run
+    could use."""
     fields = request.fields
-    rate = rate_book().get((fields.get("model"), fields.get("precision")))
+    rate = rate_book().get((fields.get("model"), fields.get("precision"), fields.get("optimizer")))
     if request.instant or rate is None or request.content.shape is None:
         return None
     return recipe_of(fields).plan(request.content.shape), rate
@@ -283,7 +356,7 @@ def poll_seconds(request: Request) -> float:
     if measured is None:
         return POLL_S
     plan, rate = measured
-    quickest = min(rate * height * width / 1e6 for height, width in plan.shapes)
+    quickest = min(rate.step * height * width / 1e6 for height, width in plan.shapes)
     return min(max(POLL_S, quickest * POLL_SHARE), MAX_POLL_S)
 
 
@@ -311,6 +384,5 @@ def promise_text(request: Request) -> str:
             "a time budget says it in advance."
         )
     plan, rate = measured
-    height, width = plan.output_shape
-    seconds = seconds_left(plan, rate * height * width / 1e6)
+    seconds = rate.seconds(plan)
     return f"About {format_duration(seconds)} for {fields['steps']} steps (measured here)."

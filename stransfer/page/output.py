@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 from stransfer.core.events import format_duration
+from stransfer.core.plan import RunPlan, seconds_left
 from stransfer.io.images import ImageError
 from stransfer.io.records import load_record
 from stransfer.service.jobs import Conflict, JobService, JobView
@@ -34,10 +36,44 @@ IDLE_TEXT = "Choose a content and a style image, then press Run."
 PREVIEW_SHOWN_KEY = "_instant_preview_shown"  # set by the full run for the fragment
 
 
+@dataclass(frozen=True)
+class Rate:
+    """This server's measured speed, per megapixel of output: ``step`` seconds per full-size
+    step and ``start`` seconds before the first step (the instant start, the targets)."""
+
+    step: float
+    start: float = 0.0
+
+    def seconds(self, plan: RunPlan) -> float:
+        """How long ``plan`` takes at this speed, start included (before Run)."""
+        height, width = plan.output_shape
+        megapixels = height * width / 1e6
+        return self.start * megapixels + seconds_left(plan, self.step * megapixels)
+
+
 @st.cache_resource(show_spinner=False)
-def rate_book() -> dict[tuple[str, str], float]:
-    """(model, precision) -> measured seconds per full-size step per megapixel, this server."""
+def rate_book() -> dict[tuple[str, str, str], Rate]:
+    """(model, precision, optimizer) -> the speed measured on this server's last run."""
     return {}
+
+
+def measured_rate(history: list[JobView], first_step: int, megapixels: float) -> Rate | None:
+    """The speed a finished run showed: its full-size steps' mean from their elapsed times
+    (a run's mean seconds per step counted its start and coarse steps: a 6-step run's promised
+    32 s for 40 steps that took 21 s), and the time before its first step."""
+    steps = [v for v in history if v.step > first_step and v.losses]
+    if not steps:
+        return None
+    switches = [i for i, v in enumerate(steps) if v.phase.startswith("switching")]
+    full = steps[switches[-1] + 1 :] if switches else steps
+    if len(full) >= 2:
+        step = (full[-1].elapsed - full[0].elapsed) / (full[-1].step - full[0].step)
+    else:
+        step = steps[-1].seconds_per_step
+    same_scale = len(steps) >= 2 and (not switches or switches[0] > 0)
+    first = steps[1].elapsed - steps[0].elapsed if same_scale else step
+    start = max(0.0, steps[0].elapsed - first * (steps[0].step - first_step))
+    return Rate(step / megapixels, start / megapixels)
 
 
 def show_png(target: Any, png: bytes, caption: str) -> None:
@@ -62,7 +98,8 @@ def output_panel(runner: JobService, request: Request, poll_s: float = POLL_S) -
 
 def preview_panel(request: Request, below: bool) -> None:
     png, why = instant_preview(request)
-    st.session_state[PREVIEW_SHOWN_KEY] = png is not None
+    # Either the preview or why there is none: the panel then says nothing more (no idle hint).
+    st.session_state[PREVIEW_SHOWN_KEY] = png is not None or bool(why and not below)
     if png is not None:
         after = "for the full-size picture" if request.instant else "to optimise"
         show_png(st, png, f"Instant preview · press Run {after}")
@@ -105,17 +142,26 @@ def poll(runner: JobService, shown: Shown, state: PageState) -> bool:
         shown.view = JobView(shown.job_id, "failed", message="the job is no longer known")
         return True
     if shown.view is None or view.frame != shown.view.frame:
-        shown.rows = [
-            (v.step, *(float(v.losses.get(part, 0.0)) for part in LOSS_PARTS))
-            for v in runner.history(shown.job_id)
-            if v.losses
-        ]
+        shown.rows = loss_rows(runner, shown.job_id)
         shown.image = runner.frame(shown.job_id)  # PNG, encoded once per frame
     shown.view = view
     if not view.final:
         return False
     finish(runner, shown, state)
     return True
+
+
+def loss_rows(runner: JobService, job_id: str) -> list[tuple[int, float, float, float]]:
+    """(step, content, style, tv) of every step of the job so far (none for a forgotten job)."""
+    try:
+        history = runner.history(job_id)
+    except KeyError:
+        return []
+    return [
+        (v.step, *(float(v.losses.get(part, 0.0)) for part in LOSS_PARTS))
+        for v in history
+        if v.losses
+    ]
 
 
 def finish(runner: JobService, shown: Shown, state: PageState) -> None:
@@ -129,7 +175,7 @@ def finish(runner: JobService, shown: Shown, state: PageState) -> None:
         shown.record_json = (load_record(shown.result).to_json() + "\n").encode()
     with contextlib.suppress(ImageError):
         shown.gif = runner.animation(shown.job_id)
-    if shown.result is not None and not shown.signature:  # re-attached: names from the record
+    if shown.result is not None and not shown.model:  # re-attached: names from the record
         record = load_record(shown.result)
         shown.content = str(record.extra.get("content", ""))
         shown.styles = tuple(map(str, record.extra.get("styles", ())))
@@ -137,11 +183,17 @@ def finish(runner: JobService, shown: Shown, state: PageState) -> None:
         instant = record.extra.get("engine") == "instant"
         shown.model = "Instant" if instant else str(record.settings.get("model", ""))
         shown.strength = float(record.extra.get("strength", 100.0))
-    if view.state == "done" and view.seconds_per_step > 0 and shown.result is not None:
-        record = load_record(shown.result)
+    # A stopped run measured the speed as well as a finished one.
+    if view.state in ("done", "cancelled") and shown.model != "Instant" and shown.result:
+        settings = load_record(shown.result).settings
         height, width = image_shape(shown.image)
-        key = (shown.model, record.settings["precision"])
-        rate_book()[key] = view.seconds_per_step / (height * width / 1e6)
+        with contextlib.suppress(KeyError):
+            rate = measured_rate(
+                runner.history(shown.job_id), view.first_step, height * width / 1e6
+            )
+            if rate is not None and rate.step > 0:
+                key = (shown.model, settings["precision"], settings["optimizer"])
+                rate_book()[key] = rate
     state.keep(shown)
 
 
@@ -170,10 +222,12 @@ def image_shape(image: Any) -> tuple[int, int]:
 
 def draw(state: PageState, signature: str) -> None:
     shown = state.current
-    if state.error:
-        st.error(state.error)
+    # Why the last Run could not start, until the sidebar changes (the fix, or anything else).
+    error = state.error if state.error_for in ("", signature) else None
+    if error:
+        st.error(error)
     if shown is None:
-        if not state.error and not preview_shown():
+        if not error and not preview_shown():
             st.info(IDLE_TEXT)
         return
     view = shown.view
@@ -201,10 +255,9 @@ def draw(state: PageState, signature: str) -> None:
         for notice in shown.notices:
             st.caption(notice)
         status(shown)
-    # While a run (a continued one too) has not ended, the last finished result stays
-    # downloadable, so the buttons do not come and go.
-    finished = [r for r in (pictured, state.previous) if r is not None and r.result is not None]
-    downloads(next((r for r in finished if r.final), None))
+    # Downloads are the result on show: none while a run (a continued one too) is under way,
+    # so an earlier result is not taken for it (the gallery keeps every finished one).
+    downloads(shown if shown.final else None)
     chart(shown, pictured)
 
 
@@ -269,7 +322,9 @@ def status(shown: Shown) -> None:
     else:
         done = view.step - view.first_step
         how = " (time budget)" if shown.budget else ""
-        st.success(f"Done: {done} steps in {format_duration(view.elapsed)}{how}")
+        # A continued run names its steps as the progress bar counts them (on from the last).
+        steps = f"steps {view.first_step + 1}-{view.step}" if view.first_step else f"{done} steps"
+        st.success(f"Done: {steps} in {format_duration(view.elapsed)}{how}")
 
 
 def downloads(shown: Shown | None) -> None:
@@ -315,7 +370,12 @@ def chart(shown: Shown, pictured: Shown | None) -> None:
         "mark": {"type": "line"},
         "height": 220,
         "encoding": {
-            "x": {"field": "step", "type": "quantitative", "title": "step"},
+            "x": {
+                "field": "step",
+                "type": "quantitative",
+                "title": "step",
+                "axis": {"format": "d", "tickMinStep": 1},  # whole steps, never 1.5
+            },
             "y": {"field": "value", "type": "quantitative", "title": "loss"},
             "color": {"field": "loss", "type": "nominal", "sort": list(LOSS_PARTS)},
         },

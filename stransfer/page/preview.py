@@ -16,7 +16,7 @@ import streamlit as st
 
 from stransfer.io.images import encode_png, load_image
 
-from .state import Request
+from .state import MIXED_BLEND, Request
 
 PREVIEW_MAX_SIDE = 512  # the preview's long side at most (about 0.5 s on 2 cores)
 
@@ -35,10 +35,13 @@ def instant_preview(request: Request) -> tuple[bytes | None, str | None]:
         return None, None
     if not available() or not any(w > 0 for w in request.mix):
         return None, None
-    builtins = [c.builtin is not None for c in request.styles]
-    if any(builtins) and not all(builtins):
-        return None, "No instant preview: blend built-in styles with built-ins, images with images."
+    if request.mixed_blend:
+        return None, f"No instant preview: {MIXED_BLEND}."
     fields = request.fields
+    if request.regions is not None and request.regions.active:
+        from .regions import regions_preview
+
+        return regions_preview(request, min(int(fields["size"]), PREVIEW_MAX_SIDE))
     return _preview(
         request.content.digest,
         tuple(c.digest for c in request.styles),

@@ -13,12 +13,13 @@ from stransfer.core.strength import strength_from_extra
 from stransfer.io.records import RecordError, RunRecord, load_record, settings_from_record
 
 from .inputs import UPLOAD_MB, files_of
+from .regions import region_values
 from .sidebar import (
     BUDGET_MAX,
     BUDGET_MIN,
     LAYER_WEIGHT_MAX,
     LAYERS_VERSION_KEY,
-    MAX_SCALES,
+    SCALES_RANGE,
     SEED_MAX,
     SIZE_RANGE,
     STYLE_SCALE_RANGE,
@@ -70,6 +71,25 @@ def restore_settings() -> None:
     st.session_state[LOAD_NOTE_KEY] = ("success", " ".join([f"Loaded {upload.name}.", *notes]))
 
 
+def restore_job(png: bytes) -> bool:
+    """Put the settings of a result (a re-attached job's PNG) into the widgets; call before
+    they are drawn. True when every setting could be restored (an optimiser run whose
+    pictures are in data/); False leaves the widgets (an instant run, a partial fit)."""
+    try:
+        record = load_record(png)
+        if record.extra.get("engine") == "instant":
+            return False
+        values, notes = widget_values(record)
+    except LOAD_ERRORS:
+        return False
+    if record.extra.get("continued_from_step"):
+        values.pop("scales")  # Continue runs at one scale whatever the slider says
+    st.session_state.update(values)
+    st.session_state["engine"] = "optimise"
+    st.session_state[LAYERS_VERSION_KEY] = st.session_state.get(LAYERS_VERSION_KEY, 0) + 1
+    return not notes
+
+
 def widget_values(record: RunRecord) -> tuple[dict[str, Any], list[str]]:
     """Session-state key -> value for a run record, and notes on what could not be restored.
 
@@ -91,7 +111,7 @@ def widget_values(record: RunRecord) -> tuple[dict[str, Any], list[str]]:
         "optimizer": settings.optimizer,
         "learning_rate": float(fit("learning rate", settings.learning_rate, 0.01, 255.0, notes)),
         "precision": settings.precision,
-        "scales": fit("scales", settings.scales, 1, MAX_SCALES, notes),
+        "scales": fit("scales", settings.scales, *SCALES_RANGE, notes),
         "style_scale": float(fit("style scale", settings.style_scale, *STYLE_SCALE_RANGE, notes)),
         "init": settings.init,
         "seed": fit("seed", settings.seed, 0, SEED_MAX, notes),
@@ -104,7 +124,7 @@ def widget_values(record: RunRecord) -> tuple[dict[str, Any], list[str]]:
     else:
         values.update(run_for="steps", steps=settings.steps)
     values[layer_base_key(settings.model)] = layer_table(settings)
-    return {**values, **style_values(record, notes)}, notes
+    return {**values, **style_values(record, notes), **region_values(record.extra, notes)}, notes
 
 
 def fit(name: str, value: float, low: float, high: float, notes: list[str]) -> float:

@@ -27,18 +27,21 @@ from stransfer.core.settings import (
     OPTIMIZERS,
     PRECISIONS,
     TransferSettings,
+    field_info,
 )
 from stransfer.core.strength import strength_to_weights
 
 from .inputs import file_picker, upload_picker
 from .prints import print_size
+from .regions import regions_group
 from .state import MAX_STYLES, ImageChoice, Request
 from .video import video_uploader
 
 DEFAULTS = TransferSettings()
 LAYER_WEIGHT_MAX = 10.0
+LAYER_NAME_PX, LAYER_NUMBER_PX = 96, 52  # the layer table's columns: 200 px, the sidebar's
 SIZE_RANGE = (100, 1000)  # the output size slider's range (px)
-MAX_SCALES = 3  # the scales slider's maximum
+SCALES_RANGE = (int(field_info("scales").low), int(field_info("scales").high))  # as the CLI's
 STYLE_SCALE_RANGE = (0.5, 2.0)
 SEED_MAX = 2**31 - 1
 BUDGET_MAX = 86_400  # the time budget's maximum (s)
@@ -202,14 +205,15 @@ def sidebar(top: Top) -> Request:
             st.warning(problem)
         run_fields, budget_mode = time_or_steps()
         size = st.slider("Output size (long side, px)", *SIZE_RANGE, DEFAULTS.size, 4, key="size")
-        size = print_size("print_size", size)
         strength = strength_slider(
             "strength",
             "How strongly the style is applied: 0% returns the photo. Scales the style "
             "and smoothness loss weights together, tenfold per third of the slider.",
         )
+        size = print_size("print_size", size)  # below Strength: that stays above the fold
         content, first_style = uploads(top.content, top.style)
         styles, mix = blend(first_style)
+        regions = regions_group(content)
         weights = loss_weights(float(strength))
         options = optimiser_options()
         content_layers, style_layers = layer_editor(get_model(model))
@@ -224,7 +228,16 @@ def sidebar(top: Top) -> Request:
         **options,
     }
     return Request(
-        content, styles, fields, mix, budget_mode, problem, top.run, top.stop, top.resume
+        content,
+        styles,
+        fields,
+        mix,
+        budget_mode,
+        problem,
+        top.run,
+        top.stop,
+        top.resume,
+        regions=regions,
     )
 
 
@@ -247,11 +260,11 @@ def instant_sidebar(top: Top) -> Request:
             help="The instant engine paints at this size with real detail (about 1 s at "
             "512 px, 8 s at 1600 px on 2 cores).",
         )
-        size = print_size("instant_print_size", size)
         strength = strength_slider(
             "instant_strength",
             "0% returns the photo; 100% is the network's full painting.",
         )
+        size = print_size("instant_print_size", size)  # below Strength, as in Optimise mode
         colour = default_select(
             "Keep the photo's colours",
             "preserve_color",
@@ -262,6 +275,7 @@ def instant_sidebar(top: Top) -> Request:
         )
         content, first_style = uploads(top.content, top.style)
         styles, mix = blend(first_style, prefix="instant_", builtins=True)
+        regions = regions_group(content)
         video = video_uploader()
     fields: dict[str, Any] = {
         "engine": "instant",
@@ -269,7 +283,7 @@ def instant_sidebar(top: Top) -> Request:
         "strength": float(strength),
         "preserve_color": colour,
     }
-    return Request(content, styles, fields, mix, False, None, top.run, video=video)
+    return Request(content, styles, fields, mix, False, None, top.run, video=video, regions=regions)
 
 
 def time_or_steps() -> tuple[dict[str, Any], bool]:
@@ -326,7 +340,11 @@ def blend(
         styles, mix = [first], []
         for index in range(1, int(count)):
             label, key = style_label(index)
-            picked = file_picker(label, "style", prefix + key, index, builtins=builtins)
+            # A blend is all built-ins or all images: the next pickers follow the first one.
+            follow = None if first.builtin is None else first.builtin + index
+            picked = file_picker(
+                label, "style", prefix + key, index, builtins=builtins, builtin_default=follow
+            )
             styles.append(upload_picker(label, prefix + key, picked))
         for index in range(int(count)):
             if count > 1:
@@ -387,7 +405,7 @@ def optimiser_options() -> dict[str, Any]:
     if box is None:
         return {field: lazy_value(field) for field in LAZY_FIELDS["group:optimiser"]}
     with box:
-        optimizer = default_select("Optimizer", "optimizer", OPTIMIZERS)
+        optimizer = default_select("Optimiser", "optimizer", OPTIMIZERS)
         learning_rate = st.number_input(
             "Learning rate (Adam only)", 0.01, 255.0, DEFAULTS.learning_rate, key="learning_rate"
         )
@@ -403,8 +421,7 @@ def optimiser_options() -> dict[str, Any]:
         one_scale = scales_for(replace(DEFAULTS, init=init)) == 1
         scales = st.slider(
             "Scales (coarse to fine)",
-            1,
-            MAX_SCALES,
+            *SCALES_RANGE,
             DEFAULTS.scales,
             key="scales",
             disabled=one_scale,
@@ -433,25 +450,49 @@ def optimiser_options() -> dict[str, Any]:
     }
 
 
+LAYER_BAR_PX = 22  # the chart's height per used layer: every layer's name stays readable
+
+
 def layer_chart(used) -> None:
-    """Bars of the used layers' weights, shallow to deep (a plain Vega-Lite spec: no Altair)."""
+    """Bars of the used layers' weights, shallow to deep, one labelled row per layer (a plain
+    Vega-Lite spec: no Altair). Rows, not columns: the sidebar is too narrow for a dozen
+    upright layer names, and Vega-Lite dropped all but two or three of them."""
     values = [
         {"layer": layer, "role": role, "weight": float(row[role])}
         for layer, row in used.iterrows()
         for role in ("content", "style")
+        if row[role] > 0
     ]
     order = list(used.index)
     st.vega_lite_chart(
         spec={
             "data": {"values": values},
             "mark": {"type": "bar"},
-            "height": 180,
+            "height": LAYER_BAR_PX * len(order),
             "encoding": {
-                "x": {"field": "layer", "type": "nominal", "sort": order, "title": None},
-                "xOffset": {"field": "role"},
-                "y": {"field": "weight", "type": "quantitative", "title": "weight"},
-                "color": {"field": "role", "type": "nominal"},
+                "y": {
+                    "field": "layer",
+                    "type": "nominal",
+                    "sort": order,
+                    "title": None,
+                    "axis": {"labelOverlap": False, "labelLimit": 140},
+                },
+                "yOffset": {"field": "role"},
+                "x": {"field": "weight", "type": "quantitative", "title": "weight"},
+                "color": {
+                    "field": "role",
+                    "type": "nominal",
+                    "title": None,
+                    "legend": {  # above the bars from the left: centred, it ran off the sidebar
+                        "orient": "none",
+                        "direction": "horizontal",
+                        "legendX": -60,
+                        "legendY": -44,
+                    },
+                },
             },
+            "autosize": {"type": "fit-x", "contains": "padding"},
+            "padding": {"top": 40, "right": 14},  # the legend sits in the top one
         },
         width="stretch",
     )
@@ -507,12 +548,24 @@ def layer_table_editor(spec: ModelSpec, version: int):
     base = st.session_state.get(layer_base_key(spec.name))
     if base is None:
         base = default_layers(spec)
-    number = st.column_config.NumberColumn(min_value=0.0, max_value=LAYER_WEIGHT_MAX, step=0.1)
+    # Narrow number columns: the table fits the sidebar, a phone's too, without scrolling
+    # sideways (the style column was hidden behind a scroll bar).
+    number = {
+        "min_value": 0.0,
+        "max_value": LAYER_WEIGHT_MAX,
+        "step": 0.1,
+        "width": LAYER_NUMBER_PX,
+    }
     table = st.data_editor(
         base,
         key=f"layers:{spec.name}:{version}",
-        column_config={"content": number, "style": number},
+        column_config={
+            "_index": st.column_config.TextColumn("layer", width=LAYER_NAME_PX),
+            "content": st.column_config.NumberColumn(help="Content loss weight", **number),
+            "style": st.column_config.NumberColumn(help="Style loss weight", **number),
+        },
         height=min(36 * (len(spec.layers) + 1) + 3, 330),
+        width="stretch",
     )
     table = table.fillna(0.0)
     used = table[(table["content"] > 0) | (table["style"] > 0)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from stransfer.service.jobs import JobView
 PAGE_KEY = "page"
 GALLERY_SIZE = 4  # recent results kept in the gallery
 MAX_STYLES = 4  # style images in one blend
+MIXED_BLEND = "blend built-in styles with built-ins, images with images"  # the instant rule
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,13 @@ class Request:
     stop: bool = False
     resume: bool = False
     video: Any = None  # the Instant mode's video upload (an UploadedFile), or None
+    regions: Any = None  # ``page.regions.RegionsChoice`` (painted or uploaded masks), or None
+
+    @property
+    def mixed_blend(self) -> bool:
+        """A blend of built-in styles and images: the instant engine takes one kind only."""
+        builtins = [choice.builtin is not None for choice in self.styles]
+        return any(builtins) and not all(builtins)
 
     @property
     def instant(self) -> bool:
@@ -65,6 +74,7 @@ class Request:
             "styles": [choice.digest for choice in self.styles],
             "mix": self.mix,
             "fields": self.fields,
+            "regions": self.regions.digest if self.regions is not None else "",
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -90,17 +100,28 @@ class Shown:
     record_json: bytes | None = None
     gif: bytes | None = None
     notices: tuple[str, ...] = ()
+    chain: tuple[str, ...] = ()  # the jobs this one continues, oldest first (``?after=``)
+    restore: bool = False  # re-attached: put its settings into the widgets once it has ended
+    seen: str = ""  # while ``restore`` waits: the sidebar's signature (a change cancels it)
 
     @property
     def file_stem(self) -> str:
-        from pathlib import Path
-
-        styles = "+".join(Path(name).stem for name in self.styles)
-        return f"stransfer_{Path(self.content).stem}_{styles}"
+        """``stransfer_CONTENT_STYLE[_STYLE...]``: file-name-safe (``Built-in 7`` ->
+        ``builtin-7``), no spaces or ``+``."""
+        names = [self.content, *self.styles]
+        return "_".join(["stransfer", *map(file_slug, names)])
 
     @property
     def final(self) -> bool:
         return self.view is not None and self.view.final
+
+
+def file_slug(name: str) -> str:
+    """A picture's name for a file name: its stem, lower case, runs of other characters "-"."""
+    from pathlib import Path
+
+    stem = Path(name).stem.lower().replace("built-in", "builtin")
+    return re.sub(r"[^a-z0-9_]+", "-", stem).strip("-") or "image"
 
 
 @dataclass
@@ -112,6 +133,7 @@ class PageState:
     gallery: list[Shown] = field(default_factory=list)  # finished results, oldest first
     count: int = 0
     error: str | None = None  # why the last Run could not start
+    error_for: str = ""  # the request signature it was said for (shown until that changes)
 
     def show(self, shown: Shown) -> None:
         if self.current is not None and self.current.image is not None:

@@ -15,7 +15,7 @@ import streamlit as st
 
 from stransfer.core.events import format_duration
 
-from .state import Request
+from .state import MIXED_BLEND, Request
 
 VIDEO_MB = 50  # the uploader's limit
 VIDEO_MAX_SECONDS = 30.0  # a longer video belongs to the CLI (``python -m stransfer video``)
@@ -48,8 +48,8 @@ def video_style(request: Request) -> Any:
         for choice, weight in zip(request.styles, request.mix, strict=True):
             blend[choice.builtin] = blend.get(choice.builtin, 0.0) + weight
         return BuiltinStyle.of(blend)
-    if any(choice.builtin is not None for choice in request.styles):
-        raise ValueError("blend built-in styles with built-ins and images with images")
+    if request.mixed_blend:
+        raise ValueError(MIXED_BLEND)
     return style_vector(
         [
             (load_image(io.BytesIO(choice.data), name=choice.name or "style"), weight)

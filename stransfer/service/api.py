@@ -1,7 +1,8 @@
 """The HTTP API (FastAPI): a thin mapping of HTTP onto a ``JobService``; OpenAPI at ``/docs``.
 
     POST   /jobs                 multipart: content (file), style (file, repeatable),
-                                 settings (JSON object, optional)  -> 202 {id, state, position}
+                                 mask (file, repeatable: regions), settings (JSON object,
+                                 optional)  -> 202 {id, state, position}
     GET    /jobs/{id}            the job's state and progress
     GET    /jobs/{id}/events     Server-Sent Events: progress (JSON), frame (URL), end (JSON)
     GET    /jobs/{id}/frame      the latest preview frame (PNG)
@@ -28,8 +29,10 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..core.regions import MAX_REGIONS
 from .jobs import (
     Busy,
     Conflict,
@@ -185,7 +188,11 @@ def create_app(
     """The API over ``service``. ``token`` defaults to ``$STRANSFER_API_TOKEN`` (None: open)."""
     limits = limits or getattr(service, "limits", None) or Limits.from_env()
     token = token if token is not None else (os.environ.get("STRANSFER_API_TOKEN") or None)
-    app = FastAPI(
+    # FastAPIOffline is FastAPI with /docs (Swagger UI) served from the files in the
+    # fastapi-offline package instead of a CDN, so the docs work on a machine offline. No
+    # /redoc: its page still fetches a logo from its maker's CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="Stransfer",
         summary="Neural style transfer jobs: submit, follow live, fetch the result.",
         version="1",
@@ -209,6 +216,14 @@ def create_app(
             message = f"{request.method} is not allowed on {request.url.path}; see /docs"
         elif err.status_code == 400 and "parsing the body" in message:
             message = "the body is not valid multipart/form-data; send content and style files"
+        elif err.status_code == 400 and message.startswith("Part exceeded maximum size"):
+            # Starlette's cap on a form field that is not a file (the settings JSON).
+            size = message.removeprefix("Part exceeded maximum size of").strip(" .")
+            message = (
+                f"a form field is over {size}; settings fit in a few hundred bytes, and "
+                "images go in the file fields 'content' and 'style'"
+            )
+            return _error(413, message)
         return _error(err.status_code, message, getattr(err, "headers", None))
 
     @app.exception_handler(Exception)
@@ -224,15 +239,26 @@ def create_app(
             Form(
                 description='JSON object, e.g. {"steps": 20, "size": 256}; also "strength" '
                 '(0..100), "style_weights" (one per style file), "engine" ("optimise" or '
-                '"instant") and, for instant jobs without style files, "builtin" (0..25)'
+                '"instant"), for instant jobs without style files, "builtin" (0..25), and with '
+                'mask files "regions": what each mask gets, in order: "photo", a style file '
+                'index (0-based) or one blend weight per style file, e.g. ["photo", 1]'
             ),
         ] = None,
         style: Annotated[
             list[UploadFile] | None,
             File(description="style image(s), repeatable; none with a built-in style"),
         ] = None,
+        mask: Annotated[
+            list[UploadFile] | None,
+            File(
+                description="region mask(s), repeatable (any image: white is the region, grey "
+                'partly, resized to the content); settings "regions" says what each gets; '
+                "the style_weights blend goes where no mask is"
+            ),
+        ] = None,
     ) -> JSONResponse:
         style = style or []
+        masks = mask or []
         if len(style) > limits.max_styles:
             raise TooLarge(f"{len(style)} style images; at most {limits.max_styles} per job")
         data = parse_settings(settings)
@@ -252,12 +278,14 @@ def create_app(
             )
         files = [content, *style]
         blobs = [await f.read(limits.max_file_bytes + 1) for f in files]
+        mask_blobs = [await f.read(limits.max_file_bytes + 1) for f in masks[: MAX_REGIONS + 1]]
         job = JobRequest(
             content=blobs[0],
             styles=list(zip(blobs[1:], weights, strict=True)),
             settings=data,
             names=[os.path.basename(f.filename or "") or f"file {i}" for i, f in enumerate(files)],
             client=request.client.host if request.client else "",
+            masks=mask_blobs,
         )
         view = await run_in_threadpool(service.submit, job)
         return JSONResponse(

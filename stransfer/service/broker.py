@@ -240,7 +240,6 @@ def run_remote(run: RunInput, url: str) -> str:
 
 def run_worker(url: str, *, parent: int | None = None) -> int:
     """``stransfer worker --join URL``: an RQ worker on the ``stransfer`` queue until stopped."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rq import SimpleWorker
 
     redis = _redis(url)

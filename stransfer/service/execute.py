@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from ..core.recipe import Recipe, make_recipe, recipe_values
 from ..io.animation import DEFAULT_MAX_BYTES, FrameRecorder, encode_animation
 from ..io.images import encode_png, fit_long_side, load_image
+from ..io.masks import region_records, regions_from_records
 from ..io.records import RunInputs, png_metadata, recipe_record
 
 #: Seconds between checkpoints of a running job (``STRANSFER_CHECKPOINT_SECONDS``).
@@ -155,7 +156,10 @@ def _weights() -> str | None:
 def _recipe(run: RunInput) -> Recipe:
     """The job's recipe, made again from what the store kept (validated at submit)."""
     weights = [weight for _, weight in run.styles] or None
-    return make_recipe(recipe_values(run.settings, run.extra), style_weights=weights)
+    regions = regions_from_records(run.extra["regions"]) if run.extra.get("regions") else ()
+    return make_recipe(
+        recipe_values(run.settings, run.extra), style_weights=weights, regions=regions
+    )
 
 
 def _images(run: RunInput, reporter: Reporter) -> tuple[Any, list[Any], RunInputs]:
@@ -240,16 +244,20 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
             frames.add(event.image)
             now = clock()
             local = event.step - run.done_before
-            if local in ends[:-1]:
+            # A run that ends on its time budget is complete: the job's steps become the steps
+            # it ran ("step 16/16", done), not a plan it was never meant to finish (the record
+            # keeps the plan as ``steps_planned``).
+            view = replace(event, steps=event.step) if event.status == "time budget" else event
+            if event.status == "running" and local in ends[:-1]:
                 shape = plan.shapes[ends.index(local) + 1]
                 phase = f"switching to {shape[1]}x{shape[0]}"
             else:
-                phase = f"step {event.step}/{total}"
+                phase = f"step {view.step}/{view.steps}"
             frame = None
             if event.status == "running" and now - last_frame >= FRAME_SECONDS:
                 frame = encode_png(on_screen(event.image), fast=True)
                 last_frame = now
-            reporter.progress(_view(event, phase), frame)
+            reporter.progress(_view(view, phase), frame)
             if event.status == "running" and now - last_checkpoint >= checkpoint_every:
                 whole = max(event.image.shape[:2]) <= SCREEN_SIDE
                 png = frame if frame and whole else encode_png(event.image, fast=True)
@@ -302,7 +310,7 @@ def _view(event: Any, phase: str) -> dict[str, Any]:
 
 def _execute_instant(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> Outcome:
     """An instant job: one feed-forward pass (onnxruntime), reported as one step."""
-    from ..instant import BuiltinStyle, instant, instant_record
+    from ..instant import BuiltinStyle, instant, instant_record, instant_regions
 
     started = clock()
     recipe = _recipe(run)
@@ -320,13 +328,15 @@ def _execute_instant(run: RunInput, reporter: Reporter, clock: Callable[[], floa
     if reason:
         return Outcome("released", "worker stopped before the job started")
     reporter.phase("painting (instant engine)")
-    image = instant(
-        content,
-        styles,
-        size=settings.size,
-        strength=recipe.strength,
-        preserve_color=settings.preserve_color,
-    )
+    options = {
+        "size": settings.size,
+        "strength": recipe.strength,
+        "preserve_color": settings.preserve_color,
+    }
+    if recipe.regions:
+        image = instant_regions(content, images, recipe.regions, **options)
+    else:
+        image = instant(content, styles, **options)
     seconds = clock() - started + run.elapsed_before
     view = {"step": 1, "steps": 1, "losses": {}, "phase": "step 1/1"}
     view.update(seconds_per_step=seconds, eta=0.0, elapsed=seconds)
@@ -338,7 +348,10 @@ def _execute_instant(run: RunInput, reporter: Reporter, clock: Callable[[], floa
         strength=recipe.strength,
         preserve_color=settings.preserve_color,
         seconds=seconds,
-        extra=inputs.extra("done", steps_planned=1),
+        extra={
+            **inputs.extra("done", steps_planned=1),
+            **({"regions": region_records(recipe.regions)} if recipe.regions else {}),
+        },
     )
     record = replace(record, steps_done=1)
     png = encode_png(image, png_metadata(record))

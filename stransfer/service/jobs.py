@@ -53,6 +53,9 @@ class JobRequest:
         resume_from: a PNG to start from (the page's Continue), or None.
         client: who submitted it (fair queueing and per-client limits).
         first_step: steps already done on ``resume_from`` (a continued run counts on from it).
+        masks: region mask files (any image; white: the region), what each gets in
+            ``settings["regions"]`` (see ``core.regions.parse_blends``); the style blend of
+            ``styles`` goes where no mask is.
     """
 
     content: bytes
@@ -62,6 +65,7 @@ class JobRequest:
     resume_from: bytes | None = None
     client: str = ""
     first_step: int = 0
+    masks: Sequence[bytes] = ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Besides the recipe's names a request's settings may hold two service-only keys, 
 before ``make_recipe`` sees them: ``engine`` (``optimise``, the default, or ``instant``, the
 feed-forward engine) and, for instant jobs only, ``builtin`` (one of the instant engine's 26
 built-in styles in place of style files: ``7``, ``"builtin:7"`` or a blend
-``{"3": 0.5, "12": 0.5}``).
+``{"3": 0.5, "12": 0.5}``). A third, ``regions``, says what each uploaded mask file gets (see
+``core.regions.parse_blends``).
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ import numpy as np
 
 from ..core.models import ModelError
 from ..core.recipe import Recipe, make_recipe
+from ..core.regions import MAX_REGIONS, MaskError, check_regions, layout, parse_blends
 from ..core.settings import SETTING_NAMES, SettingsError
 from ..instant import BUILTIN_STYLES, BuiltinStyle, working_shape
 from ..io.images import ImageError, load_image
+from ..io.masks import load_mask, region_records
 from ..io.records import RunInputs
 from .jobs import BadRequest, InvalidSettings, JobRequest, TooLarge
 
 #: The engines a job can run on: the optimiser (Gatys) or the feed-forward instant engine.
 ENGINES = ("optimise", "instant")
 #: Settings only the service knows (handled before ``make_recipe``, which refuses them).
-SERVICE_SETTINGS = ("engine", "builtin")
+SERVICE_SETTINGS = ("engine", "builtin", "regions")
 
 
 @dataclass(frozen=True)
@@ -104,21 +107,56 @@ class CheckedRequest:
     steps: int = 1
 
 
+#: How deep a job's settings may nest JSON objects and lists: the deepest real setting is a
+#: layer table inside the settings object ({"content_layers": {"block4_conv2": 1}}: 2).
+MAX_SETTINGS_DEPTH = 4
+
+_EXAMPLE = '{"steps": 20, "size": 256}'
+
+
+def _depth(data: Any) -> int:
+    """How deep ``data`` nests lists and dicts (counted without recursion: it may be hostile)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_SETTINGS_DEPTH:
+                break
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return deepest
+
+
 def parse_settings(text: str | bytes | None) -> dict[str, Any]:
-    """The ``settings`` form field as a dict; BadRequest if it is not a JSON object."""
+    """The ``settings`` form field as a dict; BadRequest if it is not a JSON object of at most
+    ``MAX_SETTINGS_DEPTH`` levels."""
     if text is None or (isinstance(text, str | bytes) and not text.strip()):
         return {}
+    too_deep = (
+        f"settings nest more than {MAX_SETTINGS_DEPTH} levels of objects and lists; send a "
+        f'flat object such as {_EXAMPLE} (layer weights one level down: {{"content_layers": '
+        '{"block4_conv2": 1}})'
+    )
     try:
         data = json.loads(text)
+    except RecursionError:  # the decoder recurses once per level: a nesting bomb
+        raise BadRequest(too_deep) from None
     except (ValueError, UnicodeDecodeError) as err:
+        if "integer string conversion" in str(err):  # Python's guard on huge integers
+            raise BadRequest(
+                f"settings hold a number with thousands of digits; send numbers in range, "
+                f"such as {_EXAMPLE}"
+            ) from None
         raise BadRequest(
-            f"settings is not valid JSON ({err}); send an object such as "
-            '{"steps": 20, "size": 256}'
+            f"settings is not valid JSON ({err}); send an object such as {_EXAMPLE}"
         ) from None
     if not isinstance(data, dict):
         raise BadRequest(
             f'settings must be a JSON object such as {{"steps": 20}}, not {type(data).__name__}'
         )
+    if _depth(data) > MAX_SETTINGS_DEPTH:
+        raise BadRequest(too_deep)
     return data
 
 
@@ -156,6 +194,7 @@ def check_settings(
             f"engine {engine!r} is unknown; use one of: {', '.join(ENGINES)}", field="engine"
         )
     builtin = values.pop("builtin", None)
+    values.pop("regions", None)  # checked with the mask files (check_request)
     extra: dict[str, Any] = {"engine": engine}
     if builtin is not None:
         extra["builtin"] = _builtin(builtin, engine, styles or 0)
@@ -269,6 +308,9 @@ def check_request(request: JobRequest, limits: Limits) -> CheckedRequest:
         "content": inputs.content_name,
         "styles": list(inputs.style_names),
     }
+    regions = _regions(request, recipe, content.shape[:2], "builtin" in extra, limits)
+    if regions:
+        extra["regions"] = region_records(regions)
     files: list[tuple[bytes, float]] = []
     if "builtin" not in extra:
         pairs = zip(request.styles, recipe.style_weights, strict=True)
@@ -312,3 +354,47 @@ def _check_shape(recipe: Recipe, shape: tuple[int, int], instant: bool, limits: 
             f"steps, or a time budget (max_seconds, up to {limits.max_job_seconds:g} s)",
             field="steps",
         )
+
+
+def _regions(
+    request: JobRequest, recipe: Recipe, shape: tuple[int, int], builtin: bool, limits: Limits
+) -> tuple:
+    """The request's regions (mask files and ``settings["regions"]``), checked; () without."""
+    what = request.settings.get("regions") if isinstance(request.settings, Mapping) else None
+    masks = list(request.masks or ())
+    if not masks and not what:
+        return ()
+    if builtin:
+        raise InvalidSettings(
+            "regions need style image files; send style files instead of a built-in style",
+            field="regions",
+        )
+    if len(masks) > MAX_REGIONS:
+        raise TooLarge(f"{len(masks)} masks; at most {MAX_REGIONS} per job", field="mask")
+    styles = len(request.styles)
+    try:
+        blends = parse_blends(what if what is not None else [], styles)
+        if len(blends) != len(masks):
+            raise SettingsError(
+                f"{len(masks)} mask file(s) but {len(blends)} item(s) in settings regions; "
+                'give one per mask, in order: "photo", a style index or blend weights'
+            )
+        loaded = [_mask(data, number, limits) for number, data in enumerate(masks, 1)]
+        return check_regions(layout(loaded, blends, recipe.style_weights, shape), styles)
+    except SettingsError as err:
+        raise InvalidSettings(_one_line(err), field="regions") from None
+
+
+def _mask(data: bytes, number: int, limits: Limits) -> tuple[Any, str]:
+    """One mask file decoded, or BadRequest/TooLarge (field ``mask``) naming it."""
+    label = f"mask {number}"
+    if len(data) > limits.max_file_bytes:
+        raise TooLarge(
+            f"{label} is {len(data) / 2**20:.1f} MB; the limit is "
+            f"{limits.max_file_bytes / 2**20:.0f} MB per file",
+            field="mask",
+        )
+    try:
+        return load_mask(bytes(data), name=label), label
+    except (ImageError, MaskError) as err:
+        raise BadRequest(_one_line(err), field="mask") from None

@@ -114,7 +114,6 @@ class LocalService:
         # Workers import this package from wherever this process did (a checkout or a wheel).
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["STRANSFER_DATA"] = str(self.store.root)
         return subprocess.Popen(self.worker_command(), env=env, stdin=subprocess.DEVNULL)
 

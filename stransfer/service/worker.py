@@ -174,7 +174,6 @@ class Worker:
 
 def serve_store(data: str | Path | None, parent: int | None = None) -> int:
     """Run a local worker on the data folder until SIGTERM/SIGINT (or the parent dies)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     worker = Worker(Store(data), parent=parent)
 
     def stop(signum: int, frame: Any) -> None:
