@@ -1,7 +1,7 @@
 """Prints: wall time and peak memory at 2048, 4096 and 8192 px, both engines, beside today's
 untiled run, in one run (issue 19).
 
-    python -m bench.prints [table [ENGINE]]  # instant results and optimiser steps, tiled and not
+    python -m bench.prints [table [ENGINE] [SIZE ...]]  # instant results and optimiser steps
     python -m bench.prints print           # the 4096x3072 optimised print, Run to file (long)
     python -m bench.prints quality DIR N   # seams, S and C of DIR's print (N top-scale steps)
     python -m bench.prints instant-seams 4096  # the instant engine's seams, tiled vs untiled
@@ -305,7 +305,9 @@ def main(argv: list[str]) -> int:
     print(f"load average at start: {os.getloadavg()}")
     what = argv[0] if argv else "table"
     if what == "table":
-        table(tuple(argv[1:]) or ("instant", "optimise"))
+        engines = tuple(a for a in argv[1:] if not a.isdigit()) or ("instant", "optimise")
+        sizes = tuple(int(a) for a in argv[1:] if a.isdigit()) or (2048, 4096, 8192)
+        table(engines, sizes)
     elif what == "print":
         print_run(*(int(a) for a in argv[1:]))
     elif what == "instant-seams":

@@ -111,3 +111,35 @@ def test_the_api_accepts_print_jobs_within_its_work_limit():
     assert _checked({"engine": "instant", "size": 8192}).settings["size"] == 8192
     with pytest.raises(TooLarge, match="pixel-steps"):
         _checked({"size": 8192, "steps": 2000})
+
+
+def test_the_page_draws_a_print_small_and_keeps_small_pictures_as_they_are():
+    import io
+
+    from PIL import Image
+
+    from stransfer.page.prints import SCREEN_SIDE, screen_png
+
+    def png(width, height):
+        out = io.BytesIO()
+        Image.new("RGB", (width, height), (200, 30, 90)).save(out, format="PNG")
+        return out.getvalue()
+
+    small = png(800, 600)
+    assert screen_png(small) is small
+    with Image.open(io.BytesIO(screen_png(png(4096, 3072)))) as shown:
+        assert shown.size == (SCREEN_SIDE, 768)
+
+
+def test_the_page_offers_print_sizes(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_page_preview import ROOT
+
+    monkeypatch.setenv("STRANSFER_WEIGHTS", "random")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    choice = at.selectbox(key="print_size")
+    assert "4K print (4096 px)" in choice.options and "8K print (8192 px)" in choice.options
+    choice.set_value("4K print (4096 px)").run()
+    assert not at.exception

@@ -186,6 +186,9 @@ def transfer(
     keep_detail = settings.init in ("content", "instant") and (init_image is None or plan.is_print)
     for scale_index, (shape, scale_steps) in enumerate(zip(plan.shapes, plan.steps, strict=True)):
         scale_start = time.perf_counter()
+        # The coarser scale's optimiser state, targets and best image are done with: let them
+        # go before this scale's are made (at a print's top scale they added to its peak).
+        optimizer = result = best_image = targets_c = targets_s = None  # type: ignore[assignment]
         content_at = resize_to(content, *shape).astype(np.float32)
         long_side = max(shape)
         evaluator = evaluators[scale_index]
