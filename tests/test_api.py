@@ -306,7 +306,7 @@ HOSTILE = [
     _post("an unknown engine", 422, settings='{"engine": "magic"}'),
     _post("style_weights not one per file", 422, settings='{"style_weights": [1, 2]}'),
     _post("all style weights 0", 422, settings='{"style_weights": [0]}'),
-    _post("an instant job 4000 px wide", 422, settings='{"engine": "instant", "size": 4000}'),
+    _post("an instant job 9000 px wide", 422, settings='{"engine": "instant", "size": 9000}'),
     _post("an instant job at strength -1", 422, settings='{"engine": "instant", "strength": -1}'),
     _post("built-in style 99", 422, styles=0, settings='{"engine": "instant", "builtin": 99}'),
     _post(
@@ -383,7 +383,7 @@ def test_hostile_requests_get_json_4xx_and_match_the_docs(server):
     fields = {what: field for what, _, field, _ in rows}
     assert fields["steps out of range"] == "steps" and fields["strength 150 %"] == "strength"
     assert fields["an unknown model"] == "model" and fields["an unknown engine"] == "engine"
-    assert fields["an instant job 4000 px wide"] == "size"
+    assert fields["an instant job 9000 px wide"] == "size"
     assert fields["built-in style 99"] == fields["a built-in style as a list"] == "builtin"
     assert fields["all style weights 0"] == "style_weights"
     # The result of a job that is not done yet: 409.
