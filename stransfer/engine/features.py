@@ -300,16 +300,32 @@ class Objective:
         mix: tf.Tensor,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         self.traces += 1  # Python side effect: runs only while tracing.
-        n_content = len(self.content_layers)
+
+        def style_of(features: list[tf.Tensor]) -> tf.Tensor:
+            style = tf.constant(0.0)
+            for i, target in enumerate(style_targets):
+                style += style_weights[i] * losses.style_loss(features[i], target)
+            return style
+
+        return self._step(image, content_targets, content_weights, mix, style_of)
+
+    def _step(
+        self,
+        image: tf.Tensor,
+        content_targets: tuple[tf.Tensor, ...],
+        content_weights: tf.Tensor,
+        mix: tf.Tensor,
+        style_of: Callable[[list[tf.Tensor]], tf.Tensor],
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The body both step functions share (traced inside them): the forward pass, the
+        content loss (never masked), ``style_of(style layers' features)``, TV, the gradient."""
         with tf.GradientTape() as tape:
             tape.watch(image)
             outputs = tf.nest.flatten(self._model(self._preprocess(image), training=False))
             content = tf.constant(0.0)
             for i, target in enumerate(content_targets):
                 content += content_weights[i] * losses.content_loss(outputs[i], target)
-            style = tf.constant(0.0)
-            for i, target in enumerate(style_targets):
-                style += style_weights[i] * losses.style_loss(outputs[n_content + i], target)
+            style = style_of(outputs[len(self.content_layers) :])
             tv = losses.total_variation(image)
             total = mix[0] * content + mix[1] * style + mix[2] * tv
         grad = tape.gradient(total, image)
@@ -340,12 +356,7 @@ class Objective:
             tf.constant(style_weights, tf.float32),
             tf.constant(mix, tf.float32),
         )
-        total, content, style, tv = (float(v) for v in parts.numpy())
-        return (
-            {"total": total, "content": content, "style": style, "tv": tv},
-            grad.numpy()[0],
-            bool(finite),
-        )
+        return _results(parts, grad, finite)
 
     # -- regions: guided Grams -------------------------------------------------------------
 
@@ -389,26 +400,17 @@ class Objective:
         mapping: str,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         self.guided_traces += 1  # Python side effect: runs only while tracing.
-        n_content = len(self.content_layers)
-        with tf.GradientTape() as tape:
-            tape.watch(image)
-            outputs = tf.nest.flatten(self._model(self._preprocess(image), training=False))
-            content = tf.constant(0.0)
-            for i, target in enumerate(content_targets):  # the content loss is not masked
-                content += content_weights[i] * losses.content_loss(outputs[i], target)
+
+        def style_of(features: list[tf.Tensor]) -> tf.Tensor:
             style = tf.constant(0.0)
             for i, target in enumerate(style_targets):
-                features = outputs[n_content + i]
-                at_layer = losses.layer_masks(masks, features, mapping)
+                at_layer = losses.layer_masks(masks, features[i], mapping)
                 style += style_weights[i] * losses.guided_style_loss(
-                    features, at_layer, target, areas
+                    features[i], at_layer, target, areas
                 )
-            tv = losses.total_variation(image)
-            total = mix[0] * content + mix[1] * style + mix[2] * tv
-        grad = tape.gradient(total, image)
-        parts = tf.stack([total, content, style, tv])
-        finite = tf.reduce_all(tf.math.is_finite(grad)) & tf.reduce_all(tf.math.is_finite(parts))
-        return parts, grad, finite
+            return style
+
+        return self._step(image, content_targets, content_weights, mix, style_of)
 
     def guided_value_and_grad(
         self,
@@ -435,12 +437,16 @@ class Objective:
             tf.convert_to_tensor(masks[None]),
             tf.constant(masks.reshape(-1, masks.shape[-1]).mean(axis=0), tf.float32),
         )
-        total, content, style, tv = (float(v) for v in parts.numpy())
-        return (
-            {"total": total, "content": content, "style": style, "tv": tv},
-            grad.numpy()[0],
-            bool(finite),
-        )
+        return _results(parts, grad, finite)
+
+
+def _results(
+    parts: tf.Tensor, grad: tf.Tensor, finite: tf.Tensor
+) -> tuple[dict[str, float], np.ndarray, bool]:
+    """A step function's tensors as the optimisers take them."""
+    total, content, style, tv = (float(v) for v in parts.numpy())
+    values = {"total": total, "content": content, "style": style, "tv": tv}
+    return values, grad.numpy()[0], bool(finite)
 
 
 _TOKENS = itertools.count()
