@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
 import pytest
 from servers import png
 
+from stransfer.io.images import encode_png
 from stransfer.service import (
     BadRequest,
     Busy,
@@ -264,3 +266,18 @@ def test_service_modules_do_not_import_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_prints_checkpoint_is_taken_back_whatever_the_upload_limits():
+    """A restarted print goes on from its own checkpoint: at 8000x6000 it is past the upload
+    limits (40 megapixels), which the service's own picture must not be held to."""
+    from stransfer.io.images import MAX_PIXELS, ImageError, load_image
+    from stransfer.service.execute import start_image
+
+    big = np.zeros((6000, 8000, 3), np.uint8)
+    big[::7, ::5] = (200, 30, 90)
+    data = encode_png(big, fast=True)
+    with pytest.raises(ImageError):
+        load_image(data)  # what a start image met before
+    assert MAX_PIXELS < 8000 * 6000
+    np.testing.assert_array_equal(start_image(data), big)

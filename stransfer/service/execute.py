@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import numpy as np
+
 from ..core.recipe import Recipe, make_recipe, recipe_values
+from ..core.settings import MAX_SIZE
 from ..io.animation import DEFAULT_MAX_BYTES, FrameRecorder, encode_animation
 from ..io.images import encode_png, fit_long_side, load_image
 from ..io.masks import region_records, regions_from_records
@@ -125,8 +128,6 @@ def warm_up() -> str:
     missing weights or models file is left for the job to report, with its fix)."""
     started = time.perf_counter()
     try:
-        import numpy as np
-
         from ..engine.features import load_extractor
         from ..engine.run import transfer
         from ..instant import InstantModelError, instant_init
@@ -173,6 +174,15 @@ def _images(run: RunInput, reporter: Reporter) -> tuple[Any, list[Any], RunInput
     return content, styles, inputs
 
 
+def start_image(png: bytes) -> np.ndarray:
+    """The image a job goes on from: its own checkpoint (a print's is up to MAX_SIZE square and
+    over the upload limits: an 8192 px PNG is about 55 MB) or a resume image the submit
+    already checked against the service's limits; either way no larger than a job can make."""
+    return load_image(
+        png, name="start image", max_pixels=MAX_SIZE**2, max_bytes=max(len(png), 2**20)
+    )
+
+
 def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> Outcome:
     if run.extra.get("engine") == "instant":
         return _execute_instant(run, reporter, clock)
@@ -191,7 +201,7 @@ def _execute(run: RunInput, reporter: Reporter, clock: Callable[[], float]) -> O
         running = replace(recipe, settings=settings)
 
     content, styles, inputs = _images(run, reporter)
-    start = load_image(run.start_png, name="start image") if run.start_png else None
+    start = start_image(run.start_png) if run.start_png else None
 
     reporter.phase("loading the model")
     from ..engine.features import load_extractor
