@@ -10,7 +10,7 @@ Masks are data, resized to the content at each scale; a pixel no mask covers get
 term (it stays the photo). :func:`with_rest` adds the region "everything the masks leave
 uncovered", which is how the front ends give the main style to the rest of the picture.
 
-No TensorFlow and no file decoding here (``stransfer.io.images.load_mask`` decodes files).
+No TensorFlow and no file decoding here (``stransfer.io.masks.load_mask`` decodes files).
 """
 
 from __future__ import annotations
