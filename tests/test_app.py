@@ -548,6 +548,15 @@ def test_a_widget_changed_while_a_linked_job_runs_keeps_its_value(data_dir: Path
     tab.run()
     assert not tab.session_state["page"].current.final, "the job ended before the change"
     tab.slider(key="strength").set_value(30).run()
+    # Stop only once a step has made a picture: a job stopped before its first step (a cold
+    # worker still loading the model) ends with no result to mark.
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        view = tab.session_state["page"].current.view
+        if view is not None and view.step >= 1:
+            break
+        time.sleep(0.2)
+        tab.run()
     at.button(key="stop").click().run()
     _wait(tab)
     assert tab.slider(key="strength").value == 30 and tab.slider(key="size").value == 512
